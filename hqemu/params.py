@@ -1,0 +1,54 @@
+"""Every tunable of hqemu in one frozen dataclass, with its default and a one-line reason.
+
+The CLI (cli.py), the HQEMU_* environment, the status endpoint and the tests all read
+this table; nothing else declares a knob.
+
+    >>> p = Params()                      # the defaults
+    >>> p = replace(p, hot_threshold=1)   # a variant for a test
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+
+def knob(default, reason: str, flag: str = "", metavar: str = "", choices: tuple = ()):
+    """A Params field: `flag` is the CLI option (single or double dash, as in QEMU)."""
+    return field(default=default, metadata={"reason": reason, "flag": flag, "metavar": metavar,
+                                            "choices": choices})
+
+
+@dataclass(frozen=True)
+class Params:
+    # --- guest process ---------------------------------------------------------------------
+    argv0: str | None = knob(None, "argv[0] seen by the guest; default: the program path", "-0", "ARGV0")
+    stack_size: int = knob(8 << 20, "guest main stack size, as the default ulimit -s", "-s", "SIZE")
+    sysroot: str = knob("", "prefix for absolute guest paths that exist under it", "-L", "PREFIX")
+    seed: int | None = knob(None, "fix AT_RANDOM and getrandom for reproducible runs", "-seed", "N")
+    guest_space: int = knob(1 << 38, "bytes of host address space reserved for the guest (PROT_NONE until mapped)")
+    # --- logging ---------------------------------------------------------------------------
+    strace: bool = knob(False, "log each guest syscall with decoded arguments and result", "-strace")
+    log_items: str = knob("", "comma list of log items: in_asm, op, op_opt, exec, unimp, stats", "-d", "ITEMS")
+    log_file: str = knob("", "write logs to this file instead of stderr", "-D", "FILE")
+    # --- quick tier ------------------------------------------------------------------------
+    max_block_insns: int = knob(512, "longest guest block lifted at once; bounds translation latency")
+    # --- trace tier (issue 4; read by the recorder and the worker pool) --------------------
+    hot_threshold: int = knob(50, "executions of a candidate head before NET recording starts (HQEMU: 50)",
+                              "-hot-threshold", "N")
+    trace_max_blocks: int = knob(16, "longest NET trace in blocks (HQEMU: 16)", "-trace-max-blocks", "N")
+    llvm_mode: str = knob("none", "none: quick tier only (the trace tier is not built yet)", "-llvm-mode",
+                          "MODE", ("none",))
+
+
+PARAMS_FIELDS = {f.name: f for f in fields(Params)}
+
+# log items -d accepts, with what each shows
+LOG_ITEMS = {
+    "in_asm": "guest instructions of each block translated",
+    "op": "IR of each block as lifted",
+    "op_opt": "IR of each block after the cheap passes",
+    "exec": "every block executed, with its pc",
+    "unimp": "unimplemented syscalls and instructions",
+    "strace": "guest syscalls (same as -strace)",
+    "stats": "counters at exit",
+}
