@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 
-def knob(default, reason: str, flag: str = "", metavar: str = "", choices: tuple = ()):
-    """A Params field: `flag` is the CLI option (single or double dash, as in QEMU)."""
+def knob(default, reason: str, flag: str = "", metavar: str = "", choices: tuple = (), env: str = ""):
+    """A Params field. `flag`: its CLI option (default: -field-name; single or double dash both
+    work, as in QEMU). `env`: its environment twin (default: HQEMU_FIELD_NAME). A bool knob is a
+    flag without a value; metavar names the value of the others."""
     return field(default=default, metadata={"reason": reason, "flag": flag, "metavar": metavar,
-                                            "choices": choices})
+                                            "choices": choices, "env": env})
 
 
 @dataclass(frozen=True)
@@ -23,21 +25,20 @@ class Params:
     # --- guest process ---------------------------------------------------------------------
     argv0: str | None = knob(None, "argv[0] seen by the guest; default: the program path", "-0", "ARGV0")
     stack_size: int = knob(8 << 20, "guest main stack size, as the default ulimit -s", "-s", "SIZE")
-    sysroot: str = knob("", "prefix for absolute guest paths that exist under it", "-L", "PREFIX")
+    sysroot: str = knob("", "prefix for absolute guest paths that exist under it", "-L", "PREFIX",
+                        env="HQEMU_LD_PREFIX")
     seed: int | None = knob(None, "fix AT_RANDOM and getrandom for reproducible runs", "-seed", "N")
-    guest_space: int = knob(1 << 38, "bytes of host address space reserved for the guest (PROT_NONE until mapped)")
+    guest_space: int = knob(1 << 38, "host address space reserved for the guest, PROT_NONE until mapped",
+                            metavar="BYTES")
     # --- logging ---------------------------------------------------------------------------
     strace: bool = knob(False, "log each guest syscall with decoded arguments and result", "-strace")
-    log_items: str = knob("", "comma list of log items: in_asm, op, op_opt, exec, unimp, stats", "-d", "ITEMS")
-    log_file: str = knob("", "write logs to this file instead of stderr", "-D", "FILE")
+    log_items: str = knob("", "comma list of log items (-d help lists them)", "-d", "ITEMS", env="HQEMU_LOG")
+    log_file: str = knob("", "write logs to this file instead of stderr", "-D", "FILE",
+                         env="HQEMU_LOG_FILENAME")
     # --- quick tier ------------------------------------------------------------------------
-    max_block_insns: int = knob(512, "longest guest block lifted at once; bounds translation latency")
-    # --- trace tier (issue 4; read by the recorder and the worker pool) --------------------
-    hot_threshold: int = knob(50, "executions of a candidate head before NET recording starts (HQEMU: 50)",
-                              "-hot-threshold", "N")
-    trace_max_blocks: int = knob(16, "longest NET trace in blocks (HQEMU: 16)", "-trace-max-blocks", "N")
-    llvm_mode: str = knob("none", "none: quick tier only (the trace tier is not built yet)", "-llvm-mode",
-                          "MODE", ("none",))
+    max_block_insns: int = knob(512, "longest guest block lifted at once; bounds translation latency",
+                                metavar="N")
+    # The trace tier's knobs (hot_threshold, trace_max_blocks, llvm_mode, workers) arrive with it.
 
 
 PARAMS_FIELDS = {f.name: f for f in fields(Params)}
@@ -51,4 +52,5 @@ LOG_ITEMS = {
     "unimp": "unimplemented syscalls and instructions",
     "strace": "guest syscalls (same as -strace)",
     "stats": "counters at exit",
+    "traceback": "the Python traceback of an internal error (for hqemu's developers)",
 }
