@@ -27,4 +27,9 @@ def for_elf_machine(machine: str) -> Frontend | None:
     return None
 
 
-__all__ = ["Frontend", "translate_block", "get", "for_elf_machine"]
+def supported_isas() -> tuple[str, ...]:
+    """The ISA names hqemu can run, for error messages ("x86_64 only")."""
+    return tuple(_REGISTRY)
+
+
+__all__ = ["Frontend", "translate_block", "get", "for_elf_machine", "supported_isas"]

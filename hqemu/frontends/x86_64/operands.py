@@ -24,6 +24,7 @@ class Ctx:
     insn: object  # capstone CsInsn with detail
     pc: int  # address of this instruction
     next_pc: int  # address of the next one
+    mnemonic: str = ""  # the mnemonic the lifter was found by, without lock/rep/bnd/notrack
     # Per-block cache of capstone register id -> name (capstone's reg_name is slow)
 
 
@@ -152,5 +153,34 @@ def write_op(ctx: Ctx, op, v: Value) -> None:
         raise NotImplementedError(f"write to operand type {op.type}")
 
 
-__all__ = ["Ctx", "REGS", "ea", "read_op", "write_op", "read_reg", "write_reg", "ity",
+class Place:
+    """An operand resolved once, for read-modify-write instructions (add [mem], reg; xchg;
+    bts; ...): a memory operand's address is computed a single time.
+
+        >>> p = Place(ctx, insn.operands[0]); p.write(ctx.b.add(p.read(), one))
+    """
+
+    def __init__(self, ctx: Ctx, op, ty: Ty | None = None):
+        self.ctx = ctx
+        self.op = op
+        self.ty = ty or ity(op.size * 8)
+        self.addr = ea(ctx, op) if op.type == X.X86_OP_MEM else None
+
+    @property
+    def is_mem(self) -> bool:
+        return self.addr is not None
+
+    def read(self) -> Value:
+        if self.addr is not None:
+            return self.ctx.b.ld(self.addr, self.ty)
+        return read_op(self.ctx, self.op, self.ty)
+
+    def write(self, v: Value) -> None:
+        if self.addr is not None:
+            self.ctx.b.st(self.addr, v)
+        else:
+            write_op(self.ctx, self.op, v)
+
+
+__all__ = ["Ctx", "Place", "REGS", "ea", "read_op", "write_op", "read_reg", "write_reg", "ity",
            "I8", "I16", "I32", "I64", "I128"]

@@ -1,0 +1,118 @@
+# hqemu: the two entry points are `make run` (a demo) and `make test` (everything CI runs).
+#
+#   make run        build bench/programs/primes.c and run it under hqemu
+#   make test       venv + deps + guest programs + ruff + pytest (without the slow tests)
+#   make test-slow  only the tests marked slow
+#   make guest      the guest test programs, build/guest/<variant>/<name>
+#   make lint | golden | bench | fuzz | clean
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hqemu-installed
+PYTEST_ARGS ?=
+
+# Debian packages the tests need: the musl and AArch64 cross compilers, qemu-user as the
+# AArch64 native oracle, busybox as a large real-world static guest.
+DEB_PACKAGES := musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user busybox-static
+
+# --- guest programs: one .c file each, three x86-64 variants ------------------------------
+GUEST_DIR := tests/guest
+GUEST_OUT := build/guest
+GUEST_SRCS := $(wildcard $(GUEST_DIR)/*.c)
+GUEST_HDRS := $(wildcard $(GUEST_DIR)/*.h)
+GUEST_NAMES := $(basename $(notdir $(GUEST_SRCS)))
+GUEST_CFLAGS := -O2 -std=gnu11 -Wall -Wno-unused-function -fno-strict-aliasing
+GUEST_LIBS := -lm
+
+CC_GLIBC := gcc
+CC_MUSL := musl-gcc
+have = $(shell command -v $(1) >/dev/null 2>&1 && echo yes)
+
+# a variant whose compiler is missing is not built; the tests then skip it with the reason
+VARIANTS := $(if $(call have,$(CC_GLIBC)),x86_64-glibc x86_64-pie) $(if $(call have,$(CC_MUSL)),x86_64-musl)
+GUEST_BINS := $(foreach v,$(VARIANTS),$(addprefix $(GUEST_OUT)/$(v)/,$(GUEST_NAMES)))
+
+$(GUEST_OUT)/x86_64-glibc/%: $(GUEST_DIR)/%.c $(GUEST_HDRS) | $(GUEST_OUT)/x86_64-glibc
+	$(CC_GLIBC) -static $(GUEST_CFLAGS) -o $@ $< $(GUEST_LIBS)
+
+$(GUEST_OUT)/x86_64-pie/%: $(GUEST_DIR)/%.c $(GUEST_HDRS) | $(GUEST_OUT)/x86_64-pie
+	$(CC_GLIBC) -static-pie -fPIE $(GUEST_CFLAGS) -o $@ $< $(GUEST_LIBS)
+
+$(GUEST_OUT)/x86_64-musl/%: $(GUEST_DIR)/%.c $(GUEST_HDRS) | $(GUEST_OUT)/x86_64-musl
+	$(CC_MUSL) -static $(GUEST_CFLAGS) -o $@ $< $(GUEST_LIBS)
+
+$(addprefix $(GUEST_OUT)/,$(VARIANTS)):
+	mkdir -p $@
+
+.PHONY: guest
+guest: $(GUEST_BINS)
+
+# --- the Python side -----------------------------------------------------------------------
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# reinstall only when the project description changed
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: venv deps
+venv: $(STAMP)
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+# --- entry points --------------------------------------------------------------------------
+.PHONY: test test-slow lint golden bench fuzz run clean
+
+# `deps` must finish before the guest list is computed, hence the recursive make
+test: venv deps
+	$(MAKE) --no-print-directory guest
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-slow: venv deps
+	$(MAKE) --no-print-directory guest
+	$(VENV)/bin/pytest -q -m slow $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+golden: venv
+	$(PY) tests/update_golden.py
+
+bench: venv
+	@if [ -f bench/__main__.py ]; then $(PY) -m bench; \
+	elif [ -f bench/quick_mips.py ]; then $(PY) bench/quick_mips.py; \
+	else echo "no benchmark yet (bench/__main__.py)"; exit 1; fi
+
+# the differential tests read HQEMU_FUZZ to raise their case counts
+fuzz: venv deps
+	$(MAKE) --no-print-directory guest
+	HQEMU_FUZZ=1 $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+PRIMES := build/bench/primes
+
+$(PRIMES): bench/programs/primes.c
+	@mkdir -p $(dir $@)
+	$(CC_GLIBC) -static -O2 -o $@ $<
+
+run: venv $(PRIMES)
+	@echo "native:"; ./$(PRIMES)
+	@echo "hqemu:"; $(VENV)/bin/hqemu $(PRIMES)
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,0 +1,244 @@
+"""SSE/SSE2 floating point lifters: scalar and packed arithmetic, compares, conversions, MXCSR.
+
+Float lanes live in the I128 xmm values as bit patterns: a lane is extracted (trunc/shr),
+bitcast to f32/f64, computed, bitcast back and inserted. Every arithmetic mnemonic comes from
+two tables, FBINOPS (add sub mul div min max) x FORMATS (ss sd ps pd), so each new lane
+operation is one line.
+
+    >>> LIFTERS["addsd"](ctx)     # low f64 lane of dst = dst + src, upper lane kept
+
+Rounding: the IR's float ops round to nearest-even, and cvtsd2si-style conversions use
+round-to-nearest-even too; MXCSR.RC other than nearest, DAZ/FTZ and the MXCSR exception flags
+are not modelled yet (ldmxcsr/stmxcsr keep the register value so software sees what it
+wrote). NaN results follow the host's SSE rules, which on an x86-64 host are the guest's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hqemu.ir import F32, F64, I32, I64, I128, Builder, Temp, Ty, Value
+
+from .operands import Ctx, ea, ity, read_op, write_op
+from .registry import lifter
+from .sse import has_xmm, insert_low, join, lane, map_lanes, xput, xreg, xsrc
+
+# suffix -> (float type, lane width, scalar?)
+FORMATS: dict[str, tuple[Ty, int, bool]] = {
+    "ss": (F32, 32, True), "sd": (F64, 64, True), "ps": (F32, 32, False), "pd": (F64, 64, False),
+}
+
+
+def fbits(b: Builder, v: Value, fty: Ty) -> Temp:
+    """The float whose bit pattern is the integer v."""
+    return b.bitcast(v, fty)
+
+
+def ibits(b: Builder, f: Value) -> Temp:
+    return b.bitcast(f, ity(f.ty.bits))
+
+
+# An op takes the two lanes as integer bit patterns and returns the result's bit pattern, so that
+# min/max can pass an operand through untouched (a signalling NaN survives) and arithmetic
+# converts only where it computes.
+LaneOp = Callable[[Builder, Value, Value, Ty], Value]
+
+
+def _arith(name: str) -> LaneOp:
+    def op(b: Builder, x: Value, y: Value, fty: Ty) -> Value:
+        return ibits(b, b.emit(name, (fty,), (fbits(b, x, fty), fbits(b, y, fty))).outs[0])
+
+    return op
+
+
+def _minmax(cond: str) -> LaneOp:
+    # x86: the first operand if it is strictly less (greater), else the second: a NaN in either
+    # or two zeros of any signs give the second operand
+    def op(b: Builder, x: Value, y: Value, fty: Ty) -> Value:
+        return b.select(b.fcmp(cond, fbits(b, x, fty), fbits(b, y, fty)), x, y)
+
+    return op
+
+
+FBINOPS: dict[str, LaneOp] = {
+    "add": _arith("fadd"), "sub": _arith("fsub"), "mul": _arith("fmul"), "div": _arith("fdiv"),
+    "min": _minmax("olt"), "max": _minmax("ogt"),
+}
+
+
+def _sqrt(b: Builder, x: Value, y: Value, fty: Ty) -> Value:
+    return ibits(b, b.fsqrt(fbits(b, y, fty)))
+
+
+# cmpps/cmpss predicates 0-7 as fcmp conditions: eq lt le unord neq nlt nle ord
+CMP_PREDS = ("oeq", "olt", "ole", "uno", "une", "uge", "ugt", "ord")
+CMP_NAMES = ("eq", "lt", "le", "unord", "neq", "nlt", "nle", "ord")
+
+
+def _cmp(pred: int) -> LaneOp:
+    def op(b: Builder, x: Value, y: Value, fty: Ty) -> Value:
+        c = b.fcmp(CMP_PREDS[pred & 7], fbits(b, x, fty), fbits(b, y, fty))
+        return b.select(c, b.c(-1, x.ty), b.c(0, x.ty))
+
+    return op
+
+
+def apply_lane_op(ctx: Ctx, sfx: str, fn: LaneOp, src_index: int = 1) -> None:
+    """dst = fn(dst, src) in the low lane (scalar: upper lanes kept) or in every lane (packed)."""
+    fty, w, scalar = FORMATS[sfx]
+    ops = ctx.insn.operands
+    dst, src = ops[0], ops[src_index]
+    b = ctx.b
+    a = xreg(ctx, dst)
+    if scalar:
+        r = fn(b, b.trunc(a, ity(w)), xsrc(ctx, src, w), fty)
+        xput(ctx, dst, insert_low(b, a, r, w))
+    else:
+        s = xsrc(ctx, src, 128, aligned=True)
+        xput(ctx, dst, map_lanes(b, w, lambda b, x, y: fn(b, x, y, fty), a, s))
+
+
+def _lift_fbin(ctx: Ctx) -> None:
+    m = ctx.insn.mnemonic
+    apply_lane_op(ctx, m[-2:], FBINOPS[m[:-2]])
+
+
+for _op in FBINOPS:
+    lifter(*(_op + s for s in FORMATS))(_lift_fbin)
+
+
+@lifter("sqrtss", "sqrtsd", "sqrtps", "sqrtpd")
+def lift_sqrt(ctx: Ctx) -> None:
+    apply_lane_op(ctx, ctx.insn.mnemonic[-2:], _sqrt)
+
+
+def _lift_cmp_named(ctx: Ctx) -> None:
+    m = ctx.insn.mnemonic
+    apply_lane_op(ctx, m[-2:], _cmp(CMP_NAMES.index(m[3:-2])))
+
+
+lifter(*(f"cmp{n}{s}" for n in CMP_NAMES for s in FORMATS))(_lift_cmp_named)
+
+
+def _lift_cmp_imm(ctx: Ctx) -> None:
+    """cmpss/cmpsd/cmpps/cmppd with an immediate capstone did not name (bits 3-7 are ignored)."""
+    apply_lane_op(ctx, ctx.insn.mnemonic[-2:], _cmp(ctx.insn.operands[2].imm))
+
+
+lifter("cmpss", "cmpps", "cmppd")(_lift_cmp_imm)
+lifter("cmpsd", when=has_xmm)(_lift_cmp_imm)
+
+
+@lifter("comiss", "comisd", "ucomiss", "ucomisd")
+def lift_comis(ctx: Ctx) -> None:
+    """ZF PF CF = 111 unordered, 000 greater, 001 less, 100 equal; OF SF AF cleared."""
+    b = ctx.b
+    fty, w, _ = FORMATS[ctx.insn.mnemonic[-2:]]
+    dst, src = ctx.insn.operands
+    x = fbits(b, b.trunc(xreg(ctx, dst), ity(w)), fty)
+    y = fbits(b, xsrc(ctx, src, w), fty)
+    for flag, cond in (("zf", "ueq"), ("pf", "uno"), ("cf", "ult")):
+        b.put(flag, b.zext(b.fcmp(cond, x, y), I64))
+    for flag in ("of", "sf", "af"):
+        b.put(flag, b.c(0, I64))
+
+
+# --- conversions -------------------------------------------------------------------------------
+
+def to_int(b: Builder, x: Value, bits: int, truncate: bool) -> Value:
+    """f32/f64 -> signed int of `bits`; NaN and out of range give the integer indefinite."""
+    if x.ty == F32:
+        x = b.fext(x, F64)  # exact, and f64 holds every threshold below exactly
+    if not truncate:
+        x = b.fround(x, "nearest")
+    lim = 1 << (bits - 1)
+    lo = -lim - 1
+    # valid iff trunc(x) is in [-lim, lim): x > -lim - 1 when that bound is a double, else x >= -lim
+    low_ok = b.fcmp("ogt", x, b.c(lo, F64)) if float(lo) == lo else b.fcmp("oge", x, b.c(-lim, F64))
+    ok = b.and_(low_ok, b.fcmp("olt", x, b.c(lim, F64)))
+    xs = b.select(ok, x, b.c(0.0, F64))  # fptosi of NaN/out of range is undefined: feed it 0
+    return b.select(ok, b.fptosi(xs, ity(bits)), b.c(lim, ity(bits)))
+
+
+@lifter("cvtsd2si", "cvtss2si", "cvttsd2si", "cvttss2si")
+def lift_cvt2si(ctx: Ctx) -> None:
+    b, m = ctx.b, ctx.insn.mnemonic
+    fty, w, _ = FORMATS["ss" if "ss2" in m else "sd"]
+    dst, src = ctx.insn.operands
+    x = fbits(b, xsrc(ctx, src, w), fty)
+    write_op(ctx, dst, to_int(b, x, dst.size * 8, truncate=m.startswith("cvtt")))
+
+
+@lifter("cvtsi2sd", "cvtsi2ss")
+def lift_cvtsi2f(ctx: Ctx) -> None:
+    b = ctx.b
+    fty, w, _ = FORMATS[ctx.insn.mnemonic[-2:]]
+    dst, src = ctx.insn.operands
+    v = read_op(ctx, src)
+    f = b.sitofp(v, fty)
+    xput(ctx, dst, insert_low(b, xreg(ctx, dst), ibits(b, f), w))
+
+
+@lifter("cvtsd2ss", "cvtss2sd")
+def lift_cvt_f2f(ctx: Ctx) -> None:
+    b = ctx.b
+    dst, src = ctx.insn.operands
+    if ctx.insn.mnemonic == "cvtsd2ss":
+        r = ibits(b, b.ftrunc(fbits(b, xsrc(ctx, src, 64), F64), F32))
+        w = 32
+    else:
+        r = ibits(b, b.fext(fbits(b, xsrc(ctx, src, 32), F32), F64))
+        w = 64
+    xput(ctx, dst, insert_low(b, xreg(ctx, dst), r, w))
+
+
+def _src_lanes(ctx: Ctx, op, w: int, n: int) -> list[Temp]:
+    """The low n lanes of width w of a source (memory reads only n*w bits, unaligned if < 128)."""
+    bits = w * n
+    v = xsrc(ctx, op, bits, aligned=bits == 128)
+    v = ctx.b.zext(v, I128)
+    return [lane(ctx.b, v, w, i) for i in range(n)]
+
+
+def _cvt_packed(ctx: Ctx, in_w: int, n: int, fn: Callable[[Builder, Value], Value], out_w: int) -> None:
+    b = ctx.b
+    dst, src = ctx.insn.operands
+    res = [fn(b, x) for x in _src_lanes(ctx, src, in_w, n)]
+    xput(ctx, dst, join(b, res, out_w))  # lanes above the n results are zero
+
+
+PACKED_CVT: dict[str, tuple[int, int, Callable[[Builder, Value], Value], int]] = {
+    # mnemonic: (source lane width, lanes, lane conversion, result lane width)
+    "cvtdq2pd": (32, 2, lambda b, x: ibits(b, b.sitofp(x, F64)), 64),
+    "cvtdq2ps": (32, 4, lambda b, x: ibits(b, b.sitofp(x, F32)), 32),
+    "cvtpd2dq": (64, 2, lambda b, x: to_int(b, fbits(b, x, F64), 32, False), 32),
+    "cvttpd2dq": (64, 2, lambda b, x: to_int(b, fbits(b, x, F64), 32, True), 32),
+    "cvtps2dq": (32, 4, lambda b, x: to_int(b, fbits(b, x, F32), 32, False), 32),
+    "cvttps2dq": (32, 4, lambda b, x: to_int(b, fbits(b, x, F32), 32, True), 32),
+    "cvtps2pd": (32, 2, lambda b, x: ibits(b, b.fext(fbits(b, x, F32), F64)), 64),
+    "cvtpd2ps": (64, 2, lambda b, x: ibits(b, b.ftrunc(fbits(b, x, F64), F32)), 32),
+}
+
+
+@lifter(*PACKED_CVT)
+def lift_cvt_packed(ctx: Ctx) -> None:
+    in_w, n, fn, out_w = PACKED_CVT[ctx.insn.mnemonic]
+    _cvt_packed(ctx, in_w, n, fn, out_w)
+
+
+# --- MXCSR -------------------------------------------------------------------------------------
+
+@lifter("ldmxcsr")
+def lift_ldmxcsr(ctx: Ctx) -> None:
+    b = ctx.b
+    v = b.ld(ea(ctx, ctx.insn.operands[0]), I32)
+    b.put("mxcsr", b.zext(v, I64))
+
+
+@lifter("stmxcsr")
+def lift_stmxcsr(ctx: Ctx) -> None:
+    b = ctx.b
+    b.st(ea(ctx, ctx.insn.operands[0]), b.trunc(b.get("mxcsr"), I32))
+
+
+__all__ = ["FORMATS", "FBINOPS", "CMP_PREDS", "PACKED_CVT", "to_int", "apply_lane_op"]

@@ -1,0 +1,785 @@
+"""x87 as helpers: exact 80-bit extended soft float over the X86State registers.
+
+Each x87 instruction that computes becomes one `call` of a helper registered here (x87.py
+emits them); the helpers keep the register stack (st0..st7 physical slots, fpu_top, fpu_tag)
+and the status word (fpu_sw: C0-C3 and the sticky exception flags) exactly as the hardware
+does with every exception masked, which is how Linux starts a process.
+
+    >>> call x87_fld, 1:i64, %bits:i64, 0:i64      # fld m64: push the double with bits %bits
+    >>> %lo, %hi = call x87_fst, 2:i64, 0:i64, 1:i64   # fstp m80: the 10 bytes to store, popped
+
+Arithmetic is done on Python integers: a finite value is sign, m, e meaning m * 2**e, results
+are computed exactly and rounded once (round_to) to the precision control's 24/53/64 bits with
+the control word's rounding mode. Unmasked exceptions are not delivered (the flags are set,
+nothing traps), and the transcendental instructions are not implemented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import isqrt
+
+from hqemu.ir import I64, Helper, register
+
+from .cpu import LAYOUT
+
+# --- where the state lives (64-bit word indexes into env.state) ------------------------------
+ST_WORD = tuple(LAYOUT[f"st{i}"].offset >> 3 for i in range(8))  # physical register i
+TOP_W = LAYOUT["fpu_top"].offset >> 3
+CW_W = LAYOUT["fpu_cw"].offset >> 3
+SW_W = LAYOUT["fpu_sw"].offset >> 3
+TAG_W = LAYOUT["fpu_tag"].offset >> 3
+FLAG_W = {f: LAYOUT[f].offset >> 3 for f in ("zf", "pf", "cf", "of", "sf", "af")}
+
+# --- status word bits ---------------------------------------------------------------------------
+IE, DE, ZE, OE, UE, PE, SF = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40
+C0, C1, C2, C3 = 0x100, 0x200, 0x400, 0x4000
+CC = C0 | C1 | C2 | C3
+RN, RD, RU, RZ = 0, 1, 2, 3  # control word bits 10-11
+PREC = {0: 24, 1: 24, 2: 53, 3: 64}  # control word bits 8-9 (1 is reserved: treated as 24)
+
+# The real indefinite (the default NaN of an invalid operation) as (sign|exponent, mantissa)
+INDEFINITE = (0xFFFF, 0xC000000000000000)
+INT_BIT = 1 << 63
+QUIET_BIT = 1 << 62
+
+
+@dataclass(frozen=True)
+class Fmt:
+    """A binary floating-point format: p significant bits (incl. the leading one), exponent range."""
+
+    prec: int
+    emin: int
+    emax: int
+    ebits: int
+
+    @property
+    def bias(self) -> int:
+        return self.emax
+
+    @property
+    def tiny_exp(self) -> int:  # exponent of the least denormal's unit
+        return self.emin - (self.prec - 1)
+
+
+EXT = Fmt(64, -16382, 16383, 15)
+DBL = Fmt(53, -1022, 1023, 11)
+SGL = Fmt(24, -126, 127, 8)
+
+
+# --- values -------------------------------------------------------------------------------------
+ZERO, FIN, INF, NAN, BAD = "zero", "finite", "inf", "nan", "unsupported"
+
+
+@dataclass(frozen=True)
+class Val:
+    """An unpacked extended value: finite ones are sign * m * 2**e; NaNs keep their 80 bits."""
+
+    kind: str
+    sign: int
+    m: int = 0
+    e: int = 0
+    denormal: bool = False
+    raw: tuple[int, int] = (0, 0)  # (se, mant) of NaNs
+
+    @property
+    def snan(self) -> bool:
+        return self.kind == NAN and not self.raw[1] & QUIET_BIT
+
+
+def unpack80(se: int, mant: int) -> Val:
+    sign, exp = se >> 15 & 1, se & 0x7FFF
+    if exp == 0x7FFF:
+        if not mant & INT_BIT:  # pseudo-infinity / pseudo-NaN
+            return Val(BAD, sign)
+        if mant == INT_BIT:
+            return Val(INF, sign)
+        return Val(NAN, sign, raw=(se & 0xFFFF, mant))
+    if exp == 0:
+        if mant == 0:
+            return Val(ZERO, sign)
+        # denormals and pseudo-denormals both mean mant * 2**-16445
+        return Val(FIN, sign, mant, EXT.tiny_exp, denormal=True)
+    if not mant & INT_BIT:  # unnormal
+        return Val(BAD, sign)
+    return Val(FIN, sign, mant, exp - EXT.bias - 63)
+
+
+def unpack_ieee(bits: int, f: Fmt) -> Val:
+    """f32/f64 bits as an extended value (exact); NaN payloads move to the top of the mantissa."""
+    fb = f.prec - 1
+    sign = bits >> (fb + f.ebits) & 1
+    exp = bits >> fb & ((1 << f.ebits) - 1)
+    frac = bits & ((1 << fb) - 1)
+    if exp == (1 << f.ebits) - 1:
+        if frac == 0:
+            return Val(INF, sign)
+        return Val(NAN, sign, raw=(sign << 15 | 0x7FFF, INT_BIT | frac << (63 - fb)))
+    if exp == 0:
+        if frac == 0:
+            return Val(ZERO, sign)
+        return Val(FIN, sign, frac, f.tiny_exp, denormal=True)
+    return Val(FIN, sign, frac | 1 << fb, exp - f.bias - fb)
+
+
+def quiet(v: Val) -> tuple[int, int]:
+    return (v.raw[0], v.raw[1] | QUIET_BIT)
+
+
+def pack_special(kind: str, sign: int) -> tuple[int, int]:
+    if kind == ZERO:
+        return (sign << 15, 0)
+    return (sign << 15 | 0x7FFF, INT_BIT)  # infinity
+
+
+# --- rounding -----------------------------------------------------------------------------------
+def round_to(f: Fmt, sign: int, m: int, e: int, rc: int, prec: int | None = None):
+    """Round sign * m * 2**e (m > 0) into format f with `prec` bits.
+
+    Returns (biased exponent, significand of f.prec bits, status flags, rounded away from 0).
+    Overflow gives infinity or the largest finite value, as the rounding mode says.
+    """
+    prec = prec or f.prec
+    n = m.bit_length()
+    top = e + n - 1  # exponent of the leading bit
+    q = max(top - (prec - 1), f.tiny_exp)  # exponent of the last kept bit's unit
+    flags, up = 0, False
+    if q > e:
+        sh = q - e
+        kept, rem = m >> sh, m & ((1 << sh) - 1)
+        if rem:
+            flags |= PE
+            half = 1 << (sh - 1)
+            if rc == RN:
+                up = rem > half or (rem == half and bool(kept & 1))
+            elif rc == RD:
+                up = bool(sign)
+            elif rc == RU:
+                up = not sign
+            if up:
+                kept += 1
+    else:
+        kept = m << (e - q)
+    if top < f.emin and flags & PE:  # tiny before rounding, and inexact
+        flags |= UE
+    if kept == 0:
+        return 0, 0, flags, False
+    top2 = q + kept.bit_length() - 1
+    if top2 > f.emax:
+        flags |= OE | PE
+        if rc == RN or (rc == RU and not sign) or (rc == RD and sign):
+            return (1 << f.ebits) - 1, 1 << (f.prec - 1), flags, True  # infinity
+        return f.emax + f.bias, ((1 << prec) - 1) << (f.prec - prec), flags, False
+    if top2 >= f.emin:
+        return top2 + f.bias, kept << (f.prec - kept.bit_length()), flags, up
+    return 0, kept << (q - f.tiny_exp), flags, up
+
+
+def encode80(sign: int, biased: int, sig: int) -> tuple[int, int]:
+    return (sign << 15 | biased, sig)
+
+
+def encode_ieee(f: Fmt, sign: int, biased: int, sig: int) -> int:
+    fb = f.prec - 1
+    if biased == (1 << f.ebits) - 1:
+        sig = 0
+    return sign << (fb + f.ebits) | biased << fb | (sig & ((1 << fb) - 1))
+
+
+def round80(sign: int, m: int, e: int, rc: int, prec: int = 64) -> tuple[tuple[int, int], int]:
+    """An exact nonzero result rounded to an extended register; (raw, flags incl. C1)."""
+    biased, sig, flags, up = round_to(EXT, sign, m, e, rc, prec)
+    if up:
+        flags |= C1
+    return encode80(sign, biased, sig), flags
+
+
+def exact_zero_sign(rc: int) -> int:
+    """The sign of an exact zero sum of opposite values: -0 only when rounding down."""
+    return 1 if rc == RD else 0
+
+
+def pick_nan(x: Val, y: Val) -> tuple[int, int]:
+    """x87 NaN propagation: the NaN operand, or of two NaNs the larger significand, quieted."""
+    if x.kind == NAN and y.kind == NAN:
+        mx, my = x.raw[1] & ~QUIET_BIT & ~INT_BIT, y.raw[1] & ~QUIET_BIT & ~INT_BIT
+        if mx != my:
+            return quiet(x if mx > my else y)
+        # equal significands: the quiet one if only one is, else the one with the positive sign
+        if x.snan != y.snan:
+            return quiet(y if x.snan else x)
+        return quiet(x if x.sign <= y.sign else y)
+    return quiet(x if x.kind == NAN else y)
+
+
+# --- exact arithmetic -------------------------------------------------------------------------
+def _sum(x: Val, y: Val, negate_y: bool, rc: int, prec: int):
+    ys = y.sign ^ negate_y
+    if x.kind == INF or y.kind == INF:
+        if x.kind == INF and y.kind == INF and x.sign != ys:
+            return INDEFINITE, IE
+        return pack_special(INF, x.sign if x.kind == INF else ys), 0
+    if x.kind == ZERO and y.kind == ZERO:
+        return pack_special(ZERO, x.sign if x.sign == ys else exact_zero_sign(rc)), 0
+    if x.kind == ZERO:
+        return round80(ys, y.m, y.e, rc, prec)
+    if y.kind == ZERO:
+        return round80(x.sign, x.m, x.e, rc, prec)
+    e = min(x.e, y.e)
+    total = (-1 if x.sign else 1) * (x.m << (x.e - e)) + (-1 if ys else 1) * (y.m << (y.e - e))
+    if total == 0:
+        return pack_special(ZERO, exact_zero_sign(rc)), 0
+    return round80(int(total < 0), abs(total), e, rc, prec)
+
+
+def _mul(x: Val, y: Val, rc: int, prec: int):
+    sign = x.sign ^ y.sign
+    if (x.kind == INF and y.kind == ZERO) or (x.kind == ZERO and y.kind == INF):
+        return INDEFINITE, IE
+    if INF in (x.kind, y.kind):
+        return pack_special(INF, sign), 0
+    if ZERO in (x.kind, y.kind):
+        return pack_special(ZERO, sign), 0
+    return round80(sign, x.m * y.m, x.e + y.e, rc, prec)
+
+
+def _div(x: Val, y: Val, rc: int, prec: int):
+    sign = x.sign ^ y.sign
+    if (x.kind == y.kind == INF) or (x.kind == y.kind == ZERO):
+        return INDEFINITE, IE
+    if x.kind == INF:
+        return pack_special(INF, sign), 0
+    if y.kind == INF or x.kind == ZERO:
+        return pack_special(ZERO, sign), 0
+    if y.kind == ZERO:
+        return pack_special(INF, sign), ZE
+    k = max(0, y.m.bit_length() - x.m.bit_length()) + 68
+    q, r = divmod(x.m << k, y.m)
+    return round80(sign, q << 1 | (r != 0), x.e - y.e - k - 1, rc, prec)  # sticky bit below q
+
+
+def _sqrt(x: Val, rc: int, prec: int):
+    if x.kind == ZERO:
+        return pack_special(ZERO, x.sign), 0
+    if x.sign:
+        return INDEFINITE, IE
+    if x.kind == INF:
+        return pack_special(INF, 0), 0
+    sh = max(0, 140 - x.m.bit_length())
+    if (x.e - sh) & 1:
+        sh += 1
+    big = x.m << sh
+    r = isqrt(big)
+    return round80(0, r << 1 | (r * r != big), (x.e - sh) // 2 - 1, rc, prec)
+
+
+def round_int(v: Val, rc: int) -> tuple[int, int, bool]:
+    """A finite value rounded to an integer: (signed integer, flags, rounded away from 0)."""
+    if v.e >= 0:
+        n = v.m << v.e
+        return (-n if v.sign else n), 0, False
+    sh = -v.e
+    if sh > v.m.bit_length():
+        n, rem = 0, v.m
+    else:
+        n, rem = v.m >> sh, v.m & ((1 << sh) - 1)
+    up = False
+    flags = 0
+    if rem:
+        flags = PE
+        half = 1 << (sh - 1)
+        if rc == RN:
+            up = rem > half or (rem == half and bool(n & 1))
+        elif rc == RD:
+            up = bool(v.sign)
+        elif rc == RU:
+            up = not v.sign
+        n += up
+    return (-n if v.sign else n), flags, up
+
+
+def int_to80(n: int) -> tuple[int, int]:
+    """An integer as an exact extended value (|n| <= 2**64)."""
+    if n == 0:
+        return (0, 0)
+    sign, m = int(n < 0), abs(n)
+    top = m.bit_length() - 1
+    return encode80(sign, top + EXT.bias, m << (63 - top) if top <= 63 else m >> (top - 63))
+
+
+# --- the x87 machine --------------------------------------------------------------------------
+class Fpu:
+    """The x87 registers of one env.state, for the duration of one helper call."""
+
+    __slots__ = ("s", "top", "tag", "sw", "cw")
+
+    def __init__(self, env):
+        s = self.s = env.state
+        self.top = s[TOP_W] & 7
+        self.tag = s[TAG_W] & 0xFF
+        self.sw = s[SW_W] & 0xFFFF & ~0x3800
+        self.cw = s[CW_W] & 0xFFFF
+
+    @property
+    def rc(self) -> int:
+        return self.cw >> 10 & 3
+
+    @property
+    def prec(self) -> int:
+        return PREC[self.cw >> 8 & 3]
+
+    def phys(self, i: int) -> int:
+        return (self.top + i) & 7
+
+    def empty(self, i: int) -> bool:
+        return bool(self.tag >> self.phys(i) & 1)
+
+    def raw(self, i: int) -> tuple[int, int]:
+        w = ST_WORD[self.phys(i)]
+        return (self.s[w + 1] & 0xFFFF, self.s[w])
+
+    def set_raw(self, i: int, raw: tuple[int, int]) -> None:
+        p = self.phys(i)
+        w = ST_WORD[p]
+        self.s[w + 1] = raw[0] & 0xFFFF
+        self.s[w] = raw[1]
+        self.tag &= ~(1 << p)
+
+    def read(self, i: int) -> Val | None:
+        """ST(i) unpacked, or None after flagging a stack underflow if it is empty."""
+        if self.empty(i):
+            self.flag(IE | SF)
+            return None
+        return unpack80(*self.raw(i))
+
+    def flag(self, bits: int) -> None:
+        self.sw |= bits
+
+    def push(self, raw: tuple[int, int]) -> None:
+        self.top = (self.top - 1) & 7
+        if not self.tag >> self.top & 1:  # stack overflow: the indefinite replaces the value
+            self.flag(IE | SF | C1)
+            raw = INDEFINITE
+        self.set_raw(0, raw)
+
+    def pop(self) -> None:
+        self.tag |= 1 << self.top
+        self.top = (self.top + 1) & 7
+
+    def done(self) -> None:
+        s = self.s
+        s[TOP_W] = self.top
+        s[TAG_W] = self.tag
+        s[SW_W] = self.sw
+
+
+def _start(env) -> Fpu:
+    f = Fpu(env)
+    f.sw &= ~C1  # C1 is cleared unless the operation sets it (round up, stack overflow, fxam sign)
+    return f
+
+
+# --- operands from memory ---------------------------------------------------------------------
+K_F32, K_F64, K_F80, K_INT, K_CONST, K_ST = 0, 1, 2, 3, 4, 5
+
+
+def _signed64(v: int) -> int:
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >> 63 else v
+
+
+def mem_operand(kind: int, lo: int, hi: int = 0) -> Val:
+    """A memory operand (f32/f64/f80 bits, or a sign-extended integer) as a value."""
+    if kind == K_F32:
+        return unpack_ieee(lo & 0xFFFFFFFF, SGL)
+    if kind == K_F64:
+        return unpack_ieee(lo & ((1 << 64) - 1), DBL)
+    if kind == K_F80:
+        return unpack80(hi & 0xFFFF, lo & ((1 << 64) - 1))
+    n = _signed64(lo)
+    return unpack80(*int_to80(n))
+
+
+def _hp(bits: int) -> tuple[int, int]:
+    """Constants to `bits` fractional bits, exact integers: pi, ln 2, ln 10."""
+    one = 1 << bits
+
+    def atan_inv(k: int) -> int:  # atan(1/k) * one
+        total, term, n, sign = 0, one // k, 1, 1
+        while term:
+            total += sign * (term // n)
+            term //= k * k
+            n += 2
+            sign = -sign
+        return total
+
+    def atanh_inv(k: int) -> int:  # atanh(1/k) * one
+        total, term, n = 0, one // k, 1
+        while term:
+            total += term // n
+            term //= k * k
+            n += 2
+        return total
+
+    pi = 4 * (4 * atan_inv(5) - atan_inv(239))
+    ln2 = 2 * atanh_inv(3)
+    ln10 = 3 * ln2 + 2 * atanh_inv(9)  # ln 10 = ln 8 + ln(5/4)
+    return pi, ln2, ln10
+
+
+def _constants() -> list[tuple[int, int, int]]:
+    """fld1, fldl2t, fldl2e, fldpi, fldlg2, fldln2, fldz as (sign, m, e) at 200 bits."""
+    bits = 220
+    pi, ln2, ln10 = _hp(bits)
+    one = 1 << bits
+    vals = [one, (ln10 << bits) // ln2, (one << bits) // ln2, pi, (ln2 << bits) // ln10, ln2, 0]
+    return [(0, v, -bits) for v in vals]
+
+
+CONSTS = _constants()  # order of D9 E8..EE
+
+
+def const_value(idx: int, rc: int) -> tuple[tuple[int, int], int]:
+    sign, m, e = CONSTS[idx]
+    if m == 0:
+        return (0, 0), 0
+    raw, flags = round80(sign, m, e, rc)
+    return raw, flags & C1  # the constants are not "inexact"
+
+
+# --- the helpers --------------------------------------------------------------------------------
+def h_fld(env, kind: int, lo: int, hi: int) -> None:
+    """Push a value: f32/f64/f80 bits, a sign-extended integer, a constant, or ST(lo)."""
+    f = _start(env)
+    if kind == K_ST:
+        v = f.read(lo & 7)
+        raw = INDEFINITE if v is None else f.raw(lo & 7)
+    elif kind == K_CONST:
+        raw, fl = const_value(lo, f.rc)
+        f.flag(fl)
+    elif kind == K_F80:
+        raw = (hi & 0xFFFF, lo & ((1 << 64) - 1))
+    else:
+        v = mem_operand(kind, lo, hi)
+        if v.kind == NAN:
+            if v.snan:
+                f.flag(IE)
+            raw = quiet(v)
+        elif v.kind == FIN:
+            if v.denormal:
+                f.flag(DE)
+            raw, _ = round80(v.sign, v.m, v.e, RN)  # exact
+        else:
+            raw = pack_special(v.kind, v.sign)
+    f.push(raw)
+    f.done()
+
+
+# store kinds beyond the loads': integer widths, and truncating integer stores (fisttp)
+S_I16, S_I32, S_I64, S_T16, S_T32, S_T64 = 6, 7, 8, 9, 10, 11
+_INT_BITS = {S_I16: 16, S_I32: 32, S_I64: 64, S_T16: 16, S_T32: 32, S_T64: 64}
+
+
+def _store_ieee(f: Fpu, v: Val | None, fmt: Fmt) -> int:
+    if v is None or v.kind == BAD:
+        if v is not None:
+            f.flag(IE)
+        v = unpack80(*INDEFINITE)
+    if v.kind == NAN:
+        if v.snan:
+            f.flag(IE)
+        fb = fmt.prec - 1
+        frac = ((v.raw[1] | QUIET_BIT) >> (63 - fb)) & ((1 << fb) - 1)  # quieted, payload truncated
+        return v.sign << (fb + fmt.ebits) | ((1 << fmt.ebits) - 1) << fb | frac
+    if v.kind in (ZERO, INF):
+        biased = 0 if v.kind == ZERO else (1 << fmt.ebits) - 1
+        return encode_ieee(fmt, v.sign, biased, 0)
+    biased, sig, flags, up = round_to(fmt, v.sign, v.m, v.e, f.rc)
+    f.flag(flags | (C1 if up else 0))
+    return encode_ieee(fmt, v.sign, biased, sig)
+
+
+def _store_int(f: Fpu, v: Val | None, bits: int, truncate: bool) -> int:
+    lim = 1 << (bits - 1)
+    if v is None or v.kind in (NAN, INF, BAD):
+        if v is not None:
+            f.flag(IE)
+        return lim
+    if v.kind == ZERO:
+        return 0
+    n, flags, up = round_int(v, RZ if truncate else f.rc)
+    if not -lim <= n < lim:
+        f.flag(IE)
+        return lim
+    f.flag(flags | (C1 if up else 0))
+    return n & ((1 << bits) - 1)
+
+
+def h_fst(env, kind: int, i: int, pop: int) -> tuple[int, int]:
+    """Store ST(0) as kind (to memory: the returned (low 64 bits, high bits)) or into ST(i)."""
+    f = _start(env)
+    lo = hi = 0
+    if kind == K_ST:
+        if f.empty(0):
+            f.flag(IE | SF)
+            raw = INDEFINITE
+        else:
+            raw = f.raw(0)
+        f.set_raw(i & 7, raw)
+    elif kind == K_F80:
+        if f.empty(0):
+            f.flag(IE | SF)
+            hi, lo = INDEFINITE
+        else:
+            hi, lo = f.raw(0)
+    else:
+        v = f.read(0)
+        if kind == K_F32:
+            lo = _store_ieee(f, v, SGL)
+        elif kind == K_F64:
+            lo = _store_ieee(f, v, DBL)
+        else:
+            lo = _store_int(f, v, _INT_BITS[kind], kind >= S_T16)
+    if pop:
+        f.pop()
+    f.done()
+    return lo, hi
+
+
+# arithmetic: ST(dst) = ST(dst) op other, where other is ST(val) (kind K_ST) or a memory value
+OPS = ("add", "mul", "sub", "subr", "div", "divr")
+
+
+def _binary(f: Fpu, op: str, x: Val, y: Val) -> tuple[tuple[int, int], int]:
+    if op in ("subr", "divr"):
+        x, y, op = y, x, op[:-1]
+    if x.kind == BAD or y.kind == BAD:
+        return INDEFINITE, IE
+    if x.kind == NAN or y.kind == NAN:
+        return pick_nan(x, y), IE if (x.snan or y.snan) else 0
+    flags = DE if (x.denormal or y.denormal) else 0
+    rc, prec = f.rc, f.prec
+    if op == "add":
+        raw, fl = _sum(x, y, False, rc, prec)
+    elif op == "sub":
+        raw, fl = _sum(x, y, True, rc, prec)
+    elif op == "mul":
+        raw, fl = _mul(x, y, rc, prec)
+    else:
+        raw, fl = _div(x, y, rc, prec)
+    if fl & IE:
+        flags &= ~DE
+    return raw, flags | fl
+
+
+def h_arith(env, op: int, dst: int, kind: int, val: int, pop: int) -> None:
+    f = _start(env)
+    dst &= 7
+    x = f.read(dst)
+    y = f.read(val & 7) if kind == K_ST else mem_operand(kind, val)
+    if x is None or y is None:
+        raw = INDEFINITE
+    else:
+        raw, flags = _binary(f, OPS[op], x, y)
+        f.flag(flags)
+    f.set_raw(dst, raw)
+    if pop:
+        f.pop()
+    f.done()
+
+
+def _compare(f: Fpu, x: Val | None, y: Val | None, unordered_ok: bool) -> int:
+    """The relation as C3 C2 C0 bits: 000 >, 001 <, 100 =, 111 unordered; flags set on f."""
+    if x is None or y is None:
+        return C3 | C2 | C0
+    if x.kind == BAD or y.kind == BAD:
+        f.flag(IE)
+        return C3 | C2 | C0
+    if x.kind == NAN or y.kind == NAN:
+        if not unordered_ok or x.snan or y.snan:
+            f.flag(IE)
+        return C3 | C2 | C0
+    if x.denormal or y.denormal:
+        f.flag(DE)
+    c = _cmp_vals(x, y)
+    return C0 if c < 0 else C3 if c == 0 else 0
+
+
+def _cmp_vals(x: Val, y: Val) -> int:
+    """-1, 0, 1 as x <, ==, > y for non-NaN values (zeros of both signs are equal)."""
+    if x.kind == INF or y.kind == INF:
+        xv = (-2 if x.sign else 2) if x.kind == INF else 0
+        yv = (-2 if y.sign else 2) if y.kind == INF else 0
+        return (xv > yv) - (xv < yv)
+    a = 0 if x.kind == ZERO else (-1 if x.sign else 1) * x.m
+    b = 0 if y.kind == ZERO else (-1 if y.sign else 1) * y.m
+    e = min(x.e, y.e)
+    a <<= x.e - e
+    b <<= y.e - e
+    return (a > b) - (a < b)
+
+
+def h_fcom(env, kind: int, val: int, pops: int, unordered: int) -> None:
+    """fcom/fucom/ficom/ftst: compare ST(0) with ST(val) or a memory value; pop pops times."""
+    f = _start(env)
+    x = f.read(0)
+    y = f.read(val & 7) if kind == K_ST else mem_operand(kind, val)
+    f.sw = (f.sw & ~(C0 | C2 | C3)) | _compare(f, x, y, bool(unordered))
+    for _ in range(pops):
+        f.pop()
+    f.done()
+
+
+def h_fcomi(env, i: int, pop: int, unordered: int) -> tuple[int, int, int]:
+    """fcomi/fucomi(p): the relation of ST(0) and ST(i) as (zf, pf, cf)."""
+    f = _start(env)
+    c = _compare(f, f.read(0), f.read(i & 7), bool(unordered))
+    if pop:
+        f.pop()
+    f.done()
+    return int(bool(c & C3)), int(bool(c & C2)), int(bool(c & C0))
+
+
+def _fscale(f: Fpu, x: Val, y: Val) -> tuple[tuple[int, int], int]:
+    if x.kind == BAD or y.kind == BAD:
+        return INDEFINITE, IE
+    if x.kind == NAN or y.kind == NAN:
+        return pick_nan(x, y), IE if (x.snan or y.snan) else 0
+    flags = DE if (x.denormal or y.denormal) else 0
+    if y.kind == INF:
+        if (x.kind == ZERO and not y.sign) or (x.kind == INF and y.sign):
+            return INDEFINITE, IE
+        if x.kind in (ZERO, INF):
+            return pack_special(x.kind, x.sign), flags
+        return pack_special(INF if not y.sign else ZERO, x.sign), flags
+    if x.kind in (ZERO, INF):
+        return pack_special(x.kind, x.sign), flags
+    n = 0 if y.kind == ZERO else round_int(y, RZ)[0]
+    n = max(-(1 << 17), min(1 << 17, n))  # far beyond the exponent range either way
+    raw, fl = round80(x.sign, x.m, x.e + n, f.rc)
+    return raw, flags | fl
+
+
+def _fxam(f: Fpu) -> int:
+    p = f.phys(0)
+    w = ST_WORD[p]
+    se, mant = f.s[w + 1] & 0xFFFF, f.s[w]
+    c1 = C1 if se & 0x8000 else 0
+    if f.tag >> p & 1:
+        return c1 | C3 | C0
+    v = unpack80(se, mant)
+    cls = {BAD: 0, NAN: C0, INF: C2 | C0, ZERO: C3}.get(v.kind)
+    if cls is None:
+        cls = C3 | C2 if v.denormal else C2
+    return c1 | cls
+
+
+def h_unary(env, op: int) -> None:
+    """fchs fabs fsqrt frndint fscale ftst fxam, by index into UNARY."""
+    f = _start(env)
+    name = UNARY[op]
+    if name == "fxam":
+        f.sw = (f.sw & ~CC) | _fxam(f)
+        f.done()
+        return
+    x = f.read(0)
+    if name == "ftst":
+        f.sw = (f.sw & ~(C0 | C2 | C3)) | _compare(f, x, Val(ZERO, 0), False)
+        f.done()
+        return
+    if x is None:
+        f.set_raw(0, INDEFINITE)
+        f.done()
+        return
+    se, mant = f.raw(0)
+    if name == "fchs":
+        raw = (se ^ 0x8000, mant)
+    elif name == "fabs":
+        raw = (se & 0x7FFF, mant)
+    elif x.kind == BAD:
+        raw = INDEFINITE
+        f.flag(IE)
+    elif x.kind == NAN and name != "fscale":
+        raw = quiet(x)
+        f.flag(IE if x.snan else 0)
+    elif name == "fsqrt":
+        raw, fl = _sqrt(x, f.rc, f.prec)
+        f.flag(fl | (DE if x.denormal and not fl & IE else 0))
+    elif name == "frndint":
+        if x.kind != FIN or x.e >= 0:  # already integral
+            raw = (se, mant)
+            f.flag(DE if x.denormal else 0)
+        else:
+            n, fl, up = round_int(x, f.rc)
+            raw = int_to80(n) if n else (x.sign << 15, 0)
+            f.flag(fl | (C1 if up else 0) | (DE if x.denormal else 0))
+    else:  # fscale
+        y = f.read(1)
+        if y is None:
+            raw = INDEFINITE
+        else:
+            raw, fl = _fscale(f, x, y)
+            f.flag(fl)
+    f.set_raw(0, raw)
+    f.done()
+
+
+UNARY = ("fchs", "fabs", "fsqrt", "frndint", "fscale", "ftst", "fxam")
+
+
+def h_fxch(env, i: int) -> None:
+    f = _start(env)
+    i &= 7
+    a = INDEFINITE if f.empty(0) else f.raw(0)
+    b = INDEFINITE if f.empty(i) else f.raw(i)
+    if f.empty(0) or f.empty(i):
+        f.flag(IE | SF)
+    f.set_raw(0, b)
+    f.set_raw(i, a)
+    f.done()
+
+
+def h_ffree(env, i: int, pop: int) -> None:
+    f = Fpu(env)
+    f.tag |= 1 << f.phys(i & 7)
+    if pop:
+        f.pop()
+    f.done()
+
+
+def h_fstp_top(env, delta: int) -> None:
+    """fincstp (+1) / fdecstp (+7): move TOP without touching tags; C1 cleared."""
+    f = _start(env)
+    f.top = (f.top + delta) & 7
+    f.done()
+
+
+def h_fcmov(env, i: int, cond: int) -> None:
+    f = _start(env)
+    if cond:
+        if f.empty(i & 7):
+            f.flag(IE | SF)
+            raw = INDEFINITE
+        else:
+            raw = f.raw(i & 7)
+        f.set_raw(0, raw)
+    f.done()
+
+
+def _reg(name: str, args: int, rets: int, impl, doc: str) -> None:
+    register(Helper(name, (I64,) * args, (I64,) * rets, reads_state=True, writes_state=True, doc=doc), impl)
+
+
+_reg("x87_fld", 3, 0, h_fld, "push (kind, lo, hi): f32/f64/f80 bits, an integer, a constant or ST(lo)")
+_reg("x87_fst", 3, 2, h_fst, "store ST(0) as (kind, i, pop): returns (low, high) memory bits")
+_reg("x87_arith", 5, 0, h_arith, "ST(dst) = ST(dst) op source: (op, dst, kind, val, pop)")
+_reg("x87_fcom", 4, 0, h_fcom, "C3 C2 C0 from comparing ST(0): (kind, val, pops, unordered)")
+_reg("x87_fcomi", 3, 3, h_fcomi, "(zf, pf, cf) from comparing ST(0) and ST(i): (i, pop, unordered)")
+_reg("x87_unary", 1, 0, h_unary, "fchs fabs fsqrt frndint fscale ftst fxam by index")
+_reg("x87_fxch", 1, 0, h_fxch, "swap ST(0) and ST(i)")
+_reg("x87_ffree", 2, 0, h_ffree, "mark ST(i) empty, then pop if asked")
+_reg("x87_fstp_top", 1, 0, h_fstp_top, "fincstp / fdecstp")
+_reg("x87_fcmov", 2, 0, h_fcmov, "ST(0) = ST(i) if cond")
+
+__all__ = ["K_F32", "K_F64", "K_F80", "K_INT", "K_CONST", "K_ST", "S_I16", "S_I32", "S_I64", "S_T16",
+           "S_T32", "S_T64", "OPS", "UNARY", "unpack80", "round_to", "Fpu", "EXT", "DBL", "SGL"]

@@ -1,0 +1,250 @@
+"""The IR's text form: printer and parser, an exact round trip.
+
+The text is self-contained (ISA, the globals the unit uses with type and byte offset, then
+blocks labelled by guest pc, one op per line), because it is what crosses the process
+boundary to the LLVM workers and what golden tests are written in.
+
+    >>> s = format_unit(unit)
+    >>> format_unit(parse_unit(s)) == s
+    True
+
+Shape (an op's constant attributes come first, then its value inputs):
+
+    unit x86_64
+    global rax i64 0
+    block 0x401000
+      insn 0x401000, 3
+      %0:i64 = get rax
+      %1:i64 = add %0, 0x1:i64
+      put rax, %1
+      %2:i1 = setcond eq, %1, 0x0:i64
+      exit_if jump, 0x401010, %2
+      exit jump, 0x401003
+
+Integer constants are printed in hex; floats with float.hex, except NaN, printed with the
+bits of its Python double, `nan(0x7ff8000000000000)`, so payload and sign survive. Lines
+that are empty or start with ';' are comments.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+
+from .core import TYPES, Block, Const, Global, Op, StateLayout, Temp, Ty, Unit, Value
+from .errors import IRError
+from .ops import OPS
+
+_PACK_D, _UNPACK_D = struct.Struct("<d").pack, struct.Struct("<d").unpack
+_PACK_Q, _UNPACK_Q = struct.Struct("<Q").pack, struct.Struct("<Q").unpack
+
+# Constant attributes printed in hex (guest addresses); every other int attribute is decimal.
+_HEX_ATTRS = frozenset({"pc"})
+
+
+# --- printing --------------------------------------------------------------------------------
+def format_float(x: float) -> str:
+    if math.isnan(x):
+        return f"nan(0x{_UNPACK_Q(_PACK_D(x))[0]:016x})"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x.hex()
+
+
+def format_value(v: Value) -> str:
+    if isinstance(v, Temp):
+        return f"%{v.id}"
+    if v.ty.is_float:
+        return f"{format_float(v.value)}:{v.ty.name}"
+    return f"0x{v.value:x}:{v.ty.name}"
+
+
+def format_attr(name: str, x) -> str:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, (tuple, list)):  # vshuf's sel: no spaces, so ", " still splits operands
+        return "[" + ",".join(str(i) for i in x) + "]"
+    if isinstance(x, int) and not isinstance(x, bool):
+        return f"0x{x:x}" if name in _HEX_ATTRS else str(x)
+    raise IRError(f"constant attribute {name}={x!r} has no text form")
+
+
+def format_op(op: Op) -> str:
+    d = OPS.get(op.name)
+    names = d.consts if d is not None else ()
+    args = [format_attr(names[i] if i < len(names) else "", c) for i, c in enumerate(op.consts)]
+    args += [format_value(v) for v in op.ins]
+    text = op.name + (" " + ", ".join(args) if args else "")
+    if op.outs:
+        text = ", ".join(f"%{t.id}:{t.ty.name}" for t in op.outs) + " = " + text
+    return text
+
+
+def format_unit(unit: Unit) -> str:
+    lines = [f"unit {unit.isa}"]
+    lines += [f"global {g.name} {g.ty.name} {g.offset}" for g in unit.globals.values()]
+    for b in unit.blocks:
+        lines.append(f"block 0x{b.pc:x}")
+        lines += ["  " + format_op(op) for op in b.ops]
+    return "\n".join(lines) + "\n"
+
+
+# --- parsing ---------------------------------------------------------------------------------
+_OUT = re.compile(r"%(\d+):(\w+)$")
+_INT = re.compile(r"(?:0x[0-9a-fA-F]+|\d+)$")
+_NAME = re.compile(r"[A-Za-z_][\w.]*$")
+_NAN = re.compile(r"(-?)nan\((0x[0-9a-fA-F]{1,16})\)$")
+
+
+def parse_float(s: str) -> float:
+    m = _NAN.match(s)
+    if m:
+        if m.group(1):
+            raise ValueError("the sign of a NaN is in its bits")
+        x = _UNPACK_D(_PACK_Q(int(m.group(2), 16)))[0]
+        if not math.isnan(x):
+            raise ValueError(f"{s} is not a NaN")
+        return x
+    if s in ("inf", "-inf"):
+        return float(s)
+    if "0x" not in s:  # decimal text would not round-trip bit-exactly
+        raise ValueError(f"float {s} must be written with float.hex")
+    return float.fromhex(s)
+
+
+def _parse_attr(s: str):
+    if s.startswith("[") and s.endswith("]"):
+        body = s[1:-1]
+        return tuple(int(x, 0) for x in body.split(",")) if body else ()
+    if _INT.match(s):
+        return int(s, 0)
+    if _NAME.match(s):
+        return s
+    raise ValueError(f"bad constant attribute {s!r}")
+
+
+class _Parser:
+    def __init__(self, layout: StateLayout | None):
+        self.layout = layout
+        self.temps: dict[int, Temp] = {}
+
+    def ty(self, name: str) -> Ty:
+        t = TYPES.get(name)
+        if t is None:
+            raise ValueError(f"unknown type {name!r}")
+        return t
+
+    def value(self, s: str) -> Value:
+        if s.startswith("%"):
+            if not s[1:].isdigit():
+                raise ValueError(f"bad temp {s!r}")
+            t = self.temps.get(int(s[1:]))
+            if t is None:
+                raise ValueError(f"temp {s} used before its definition")
+            return t
+        lit, sep, tyname = s.rpartition(":")
+        if not sep:
+            raise ValueError(f"constant {s!r} has no type (write value:type)")
+        ty = self.ty(tyname)
+        if ty.is_float:
+            return Const(parse_float(lit), ty)
+        if not _INT.match(lit):
+            raise ValueError(f"bad integer constant {lit!r}")
+        return Const(int(lit, 0), ty)
+
+    def op(self, text: str) -> Op:
+        outs: list[Temp] = []
+        lhs, sep, rhs = text.partition(" = ")
+        if sep:
+            for o in lhs.split(", "):
+                m = _OUT.match(o)
+                if not m:
+                    raise ValueError(f"bad output {o!r}")
+                t = Temp(int(m.group(1)), self.ty(m.group(2)))
+                if t.id in self.temps:
+                    raise ValueError(f"temp %{t.id} defined twice")
+                outs.append(t)
+        else:
+            rhs = text
+        name, _, rest = rhs.partition(" ")
+        d = OPS.get(name)
+        if d is None:
+            raise ValueError(f"unknown op {name!r}")
+        args = rest.split(", ") if rest else []
+        nc = len(d.consts)
+        if len(args) < nc:
+            raise ValueError(f"{name} takes {nc} constant attribute(s) before its inputs")
+        consts = tuple(_parse_attr(a) for a in args[:nc])
+        ins = tuple(self.value(a) for a in args[nc:])
+        for t in outs:  # defined after the inputs are read: an op cannot use its own output
+            self.temps[t.id] = t
+        return Op(name, tuple(outs), ins, consts)
+
+
+def parse_unit(text: str, layout: StateLayout | None = None) -> Unit:
+    """Parse format_unit's text; raise IRError naming the line on malformed input.
+
+    With a layout, the globals of the header must agree with it and the unit keeps it.
+    """
+    p = _Parser(layout)
+    unit: Unit | None = None
+    block: Block | None = None
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(";"):
+            continue
+        try:
+            word, _, rest = line.partition(" ")
+            if word == "unit" and unit is None:
+                unit = Unit(rest.strip(), layout)
+            elif unit is None:
+                raise ValueError("text must start with `unit <isa>`")
+            elif word == "global" and not unit.blocks:
+                name, tyname, off = rest.split()
+                g = Global(name, p.ty(tyname), int(off, 0))
+                if name in unit.globals:
+                    raise ValueError(f"global {name} declared twice")
+                if layout is not None and (name not in layout or layout[name] != g):
+                    raise ValueError(f"global {name} does not match the layout")
+                unit.globals[name] = g
+            elif word == "block":
+                block = unit.new_block(int(rest, 0))
+            elif block is None:
+                raise ValueError(f"unexpected {word!r} before the first block")
+            else:
+                block.ops.append(p.op(line))
+        except IRError:
+            raise
+        except (ValueError, KeyError, IndexError) as e:
+            raise IRError(str(e), line=no) from None
+    if unit is None:
+        raise IRError("empty text: no `unit` line")
+    unit.next_temp = max(p.temps, default=-1) + 1
+    return unit
+
+
+def structure(unit: Unit) -> tuple:
+    """A hashable, comparable picture of a unit: equal iff the units are the same IR.
+
+    Float constants appear as their bits, so NaN == NaN and 0.0 != -0.0 here.
+    """
+    def val(v: Value):
+        if isinstance(v, Temp):
+            return ("t", v.id, v.ty.name)
+        if v.ty.is_float:
+            return ("c", _UNPACK_Q(_PACK_D(v.value))[0], v.ty.name)
+        return ("c", v.value, v.ty.name)
+
+    def const(x):
+        return tuple(x) if isinstance(x, list) else x
+
+    return (
+        unit.isa,
+        tuple((g.name, g.ty.name, g.offset) for g in unit.globals.values()),
+        tuple(
+            (b.pc, tuple((op.name, tuple(val(t) for t in op.outs), tuple(val(v) for v in op.ins),
+                          tuple(const(c) for c in op.consts)) for op in b.ops))
+            for b in unit.blocks
+        ),
+    )

@@ -1,0 +1,134 @@
+"""The quick tier against the reference interpreter, on random units (tests/irgen.py).
+
+Each unit runs twice from the same state and memory: interpreted (hqemu.ir.interp.run_block)
+and compiled (compile_unit); the exit, every state word and every memory byte must agree.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from irgen import BODY_OPS, TestEnv, random_unit
+from test_quick_fakes import FakeEnv
+
+from hqemu.errors import GuestSignal
+from hqemu.frontends.x86_64.cpu import LAYOUT
+from hqemu.ir import I1, I8, I64, OPS, Builder, Const, Op
+from hqemu.ir.interp import run_block
+from hqemu.ir.text import format_unit
+from hqemu.ir.verify import verify
+from hqemu.quick import TEMPLATES, compile_unit
+from hqemu.quick.codegen import SIGNALS
+
+MEM = (0x10000, 0x3000)  # three pages: fast paths inside, the slow path on the last one
+
+
+def _envs(rng: random.Random) -> tuple[FakeEnv, FakeEnv]:
+    t = TestEnv.random(rng, LAYOUT, mem=MEM)
+    words, data = list(t.state), bytes(t.mem.data)
+    return (FakeEnv.window(*MEM, data, words), FakeEnv.window(*MEM, data, words))
+
+
+def _run_quick(blk, env: FakeEnv) -> tuple[str, int]:
+    """The exit the compiled block took, in run_block's terms."""
+    try:
+        pc = blk.fn()
+    except GuestSignal as e:
+        kind = {v: k for k, v in SIGNALS.items()}[e.signo]
+        return kind, e.pc
+    if env.syscalls:
+        assert env.syscalls == [pc]
+        return "syscall", pc
+    return "jump", pc
+
+
+def _snapshot(env: FakeEnv) -> tuple[list[int], bytes]:
+    return list(env.state), bytes(env.mem.buf)
+
+
+def _check(unit, ref: FakeEnv, env: FakeEnv, blk, loop_iters: int = 0) -> None:
+    exp = run_block(unit, ref)
+    runs = 1
+    while loop_iters and exp == ("jump", unit.pc) and runs <= loop_iters:
+        exp = run_block(unit, ref)
+        runs += 1
+    got = _run_quick(blk, env)
+    where = f"\n{format_unit(unit)}\n{blk.source}"
+    assert got == exp, where
+    s_ref, m_ref = _snapshot(ref)
+    s_got, m_got = _snapshot(env)
+    bad = [(i, hex(a), hex(b)) for i, (a, b) in enumerate(zip(s_ref, s_got)) if a != b]
+    assert not bad, f"state words differ (index, interp, quick): {bad}{where}"
+    assert m_ref == m_got, f"memory differs{where}"
+    if loop_iters:
+        assert blk.count == runs - 1, where  # back edges taken inside the call
+
+
+def test_every_op_has_a_template():
+    assert set(TEMPLATES) == set(OPS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_units_match_the_interpreter(seed):
+    rng = random.Random(1000 + seed)
+    for _ in range(60):
+        unit = random_unit(rng, LAYOUT, mem=MEM, n_ops=rng.randint(5, 40))
+        verify(unit)
+        ref, env = _envs(rng)
+        _check(unit, ref, env, compile_unit(unit, env, loop_iters=0))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_self_loops_match_repeated_interpretation(seed):
+    """A block that jumps to its own head loops inside the call, its globals in locals."""
+    rng = random.Random(2000 + seed)
+    body = tuple(n for n in BODY_OPS if n != "call") + ("get", "put", "put", "ld", "st")
+    for _ in range(40):
+        unit = random_unit(rng, LAYOUT, mem=MEM, n_ops=rng.randint(5, 30), ops=body)
+        ops = unit.blocks[0].ops
+        ops[-1] = Op("exit", (), (), ("jump", unit.pc))  # the final exit becomes a back edge
+        verify(unit)
+        ref, env = _envs(rng)
+        blk = compile_unit(unit, env, loop_iters=3)
+        assert "while True" in blk.source
+        _check(unit, ref, env, blk, loop_iters=3)
+
+
+_FOCUS = {
+    "floats": ("fadd", "fsub", "fmul", "fdiv", "fsqrt", "fneg", "fabs", "fcmp", "fext", "ftrunc",
+               "sitofp", "uitofp", "fptosi", "fround", "bitcast", "select", "mov", "ld", "st", "st"),
+    "ints": ("add", "sub", "mul", "neg", "and", "or", "xor", "not", "shl", "shr", "sar", "rotl", "rotr",
+             "udiv", "urem", "sdiv", "srem", "clz", "ctz", "popcnt", "bswap", "parity", "zext", "sext",
+             "trunc", "setcond", "select", "get", "put", "put", "exit_if"),
+    "lanes": ("vadd", "vsub", "vcmpeq", "vcmpgts", "vminu", "vmaxu", "vmins", "vmaxs", "vmsb", "vshli",
+              "vshri", "vsari", "vshuf", "ld", "st", "put"),
+    "state": ("get", "put", "call", "exit_if", "ld", "st", "add", "setcond", "zext"),
+}
+
+
+def _observe_all(unit) -> None:
+    """Store every temp the unit defines to memory before its final exit, so that a wrong
+    result shows even when nothing else reads it (at the cost of testing no dead code)."""
+    block = unit.blocks[0]
+    term = block.ops.pop()
+    temps = [t for op in list(block.ops) for t in op.outs]
+    b = Builder(unit, block)
+    for k, t in enumerate(temps[:MEM[1] // 16]):
+        v = b.zext(t, I8) if t.ty == I1 else t
+        b.st(Const(MEM[0] + 16 * k, I64), v)
+    block.ops.append(term)
+
+
+@pytest.mark.parametrize("focus", sorted(_FOCUS))
+@pytest.mark.parametrize("observe", [False, True])
+def test_focused_units_match_the_interpreter(focus, observe):
+    """Units drawn from one family of ops; with observe, every result is stored to memory."""
+    rng = random.Random(f"{focus}{observe}")
+    for _ in range(40):
+        unit = random_unit(rng, LAYOUT, mem=MEM, n_ops=rng.randint(5, 30), ops=_FOCUS[focus])
+        if observe:
+            _observe_all(unit)
+            verify(unit)
+        ref, env = _envs(rng)
+        _check(unit, ref, env, compile_unit(unit, env, loop_iters=0))

@@ -1,0 +1,261 @@
+"""Run x86-64 instructions on Unicorn and on hqemu from the same state and compare the results.
+
+Unicorn (QEMU's x86 model in a library) is the independent oracle; hqemu's side lifts the
+bytes with translate_block and runs the unit in the reference interpreter (hqemu.ir.interp)
+over a fake memory of plain bytearrays. Both see one code page at CODE and DATA_SIZE bytes of
+data at DATA (the stack lives there too).
+
+    >>> st = State.random(rng)                   # 16 GPRs, 7 flags, the data bytes
+    >>> diffs = compare(run_unicorn(code, st), run_hqemu(code, st))
+    >>> assert not diffs, diffs
+
+An outcome is how the instruction ended (("jump", next rip), ("sigfpe", pc), ...) plus the
+registers, flags and data after it; on a signal only the kind and pc are compared, since a
+faulting instruction may leave registers imprecise.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
+
+from unicorn import (
+    UC_ARCH_X86,
+    UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_INSN_INVALID,
+    UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_UNMAPPED,
+    UC_HOOK_INTR,
+    UC_MODE_64,
+    Uc,
+    UcError,
+)
+from unicorn import x86_const as U
+
+from hqemu.errors import GuestFault
+from hqemu.frontends import get, translate_block
+from hqemu.frontends.x86_64.cpu import GPRS, LAYOUT
+from hqemu.ir.interp import run_block
+from hqemu.ir.verify import verify
+
+CODE = 0x1000
+CODE_SIZE = 0x1000
+DATA = 0x10000
+DATA_SIZE = 0x4000
+M64 = (1 << 64) - 1
+FLAGS = ("cf", "pf", "af", "zf", "sf", "of", "df")
+FLAG_BIT = {"cf": 0, "pf": 2, "af": 4, "zf": 6, "sf": 7, "df": 10, "of": 11}
+_UC_GPR = [getattr(U, f"UC_X86_REG_{r.upper()}") for r in GPRS]
+# x86 exception vector -> how Linux reports it
+_VECTORS = {0: "sigfpe", 1: "sigtrap", 3: "sigtrap", 6: "sigill", 13: "sigsegv", 14: "sigsegv", 17: "sigbus"}
+
+EDGES = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
+         0x7FFFFFFFFFFFFFFF, 0x8000000000000000, M64, M64 - 1, 0x100000000, 0x0F0F0F0F0F0F0F0F)
+
+
+def rand_value(rng: random.Random) -> int:
+    """A 64-bit value biased toward the edges of every operand width."""
+    r = rng.random()
+    if r < 0.35:
+        v = rng.choice(EDGES)
+        if rng.random() < 0.5:  # keep the edge in the low bits, random bits above it
+            bits = rng.choice((8, 16, 32))
+            v = (v & ((1 << bits) - 1)) | (rng.getrandbits(64) << bits & M64)
+        return v
+    if r < 0.5:
+        return rng.randrange(0, 64)
+    return rng.getrandbits(64)
+
+
+@dataclass
+class State:
+    regs: list[int]  # the 16 GPRs in encoding order (cpu.GPRS)
+    flags: dict[str, int]  # cf pf af zf sf of df, 0/1
+    data: bytes  # DATA_SIZE bytes at DATA
+
+    @classmethod
+    def random(cls, rng: random.Random) -> State:
+        regs = [rand_value(rng) for _ in GPRS]
+        regs[4] = DATA + 0x2000 + 8 * rng.randrange(-64, 64)  # rsp: a stack inside the data
+        flags = {f: rng.randrange(2) for f in FLAGS}
+        flags["df"] = 0
+        return cls(regs, flags, rng.randbytes(DATA_SIZE))
+
+    def reg(self, name: str) -> int:
+        return self.regs[GPRS.index(name)]
+
+    def with_regs(self, **kw: int) -> State:
+        regs = list(self.regs)
+        for name, v in kw.items():
+            regs[GPRS.index(name)] = v & M64
+        return replace(self, regs=regs)
+
+    def eflags(self) -> int:
+        return 0x202 | sum(v << FLAG_BIT[f] for f, v in self.flags.items())
+
+
+@dataclass
+class Outcome:
+    kind: str  # "jump" (ran to completion or branched) or the signal name
+    pc: int  # the next rip, or the pc of the faulting instruction
+    regs: list[int] = field(default_factory=list)
+    flags: dict[str, int] = field(default_factory=dict)
+    data: bytes = b""
+
+
+# --- Unicorn -------------------------------------------------------------------------------------
+class _Unicorn:
+    """One Uc reused for every case: creating one costs a millisecond, a run 0.1 ms."""
+
+    def __init__(self) -> None:
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.uc.mem_map(CODE, CODE_SIZE)
+        self.uc.mem_map(DATA, DATA_SIZE)
+        self.vector: int | None = None
+        self.uc.hook_add(UC_HOOK_INTR, self._intr)
+
+    def _intr(self, uc, intno, user) -> None:
+        self.vector = intno
+        uc.emu_stop()
+
+    def run(self, code: bytes, st: State, until: int | None = None, count: int = 1) -> Outcome:
+        uc = self.uc
+        uc.mem_write(CODE, bytes(CODE_SIZE))
+        uc.mem_write(CODE, code)
+        uc.ctl_remove_cache(CODE, CODE + CODE_SIZE)
+        uc.mem_write(DATA, st.data)
+        for r, v in zip(_UC_GPR, st.regs):
+            uc.reg_write(r, v)
+        uc.reg_write(U.UC_X86_REG_EFLAGS, st.eflags())
+        uc.reg_write(U.UC_X86_REG_FS_BASE, 0)
+        self.vector = None
+        try:
+            uc.emu_start(CODE, until if until is not None else M64, count=count)
+        except UcError as e:
+            kind = {UC_ERR_INSN_INVALID: "sigill", UC_ERR_READ_UNMAPPED: "sigsegv",
+                    UC_ERR_WRITE_UNMAPPED: "sigsegv", UC_ERR_FETCH_UNMAPPED: "sigsegv"}.get(e.errno)
+            if kind is None:
+                raise
+            return Outcome(kind, uc.reg_read(U.UC_X86_REG_RIP))
+        rip = uc.reg_read(U.UC_X86_REG_RIP)
+        if self.vector is not None:
+            return Outcome(_VECTORS.get(self.vector, f"vector{self.vector}"), rip)
+        ef = uc.reg_read(U.UC_X86_REG_EFLAGS)
+        return Outcome("jump", rip, [uc.reg_read(r) for r in _UC_GPR],
+                       {f: ef >> FLAG_BIT[f] & 1 for f in FLAGS}, bytes(uc.mem_read(DATA, DATA_SIZE)))
+
+
+_UC: _Unicorn | None = None
+
+
+def run_unicorn(code: bytes, st: State, until: int | None = None, count: int = 1) -> Outcome:
+    """Run count instructions (or up to until) from CODE."""
+    global _UC
+    if _UC is None:
+        _UC = _Unicorn()
+    return _UC.run(code, st, until, count)
+
+
+# --- hqemu ---------------------------------------------------------------------------------------
+class FakeMemory:
+    """Guest memory as bytearrays: the parts of GuestMemory that lifting, the interpreter and
+    the x86 helpers use (fetch, load, store, read, write)."""
+
+    def __init__(self, regions: dict[int, bytearray]):
+        self.regions = regions
+
+    def _at(self, addr: int, n: int, write: bool = False) -> tuple[bytearray, int]:
+        for base, buf in self.regions.items():
+            if base <= addr and addr + n <= base + len(buf):
+                return buf, addr - base
+        raise GuestFault(addr, write)
+
+    def fetch(self, addr: int, n: int) -> bytes:
+        buf, off = self._at(addr, 1)
+        return bytes(buf[off:off + n])
+
+    def load(self, addr: int, n: int) -> int:
+        buf, off = self._at(addr, n)
+        return int.from_bytes(buf[off:off + n], "little")
+
+    def store(self, addr: int, n: int, value: int) -> None:
+        buf, off = self._at(addr, n, True)
+        buf[off:off + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
+
+    def read(self, addr: int, n: int) -> bytes:
+        buf, off = self._at(addr, n)
+        return bytes(buf[off:off + n])
+
+    def write(self, addr: int, data: bytes) -> None:
+        buf, off = self._at(addr, len(data), True)
+        buf[off:off + len(data)] = data
+
+
+FE = get("x86_64")
+_IDX = {name: LAYOUT[name].offset >> 3 for name in (*GPRS, *FLAGS, "rip")}
+
+
+def make_env(code: bytes, st: State) -> SimpleNamespace:
+    cpu = FE.cpu_struct()
+    FE.init_cpu(cpu, CODE, st.reg("rsp"))
+    env = SimpleNamespace(cpu=cpu, state=memoryview(cpu).cast("B").cast("Q"))
+    for name, v in zip(GPRS, st.regs):
+        env.state[_IDX[name]] = v
+    for f, v in st.flags.items():
+        env.state[_IDX[f]] = v
+    code_page = bytearray(CODE_SIZE)
+    code_page[:len(code)] = code
+    env.mem = FakeMemory({CODE: code_page, DATA: bytearray(st.data)})
+    return env
+
+
+def outcome_of(env: SimpleNamespace, kind: str, pc: int) -> Outcome:
+    if kind != "jump":
+        return Outcome(kind, pc)
+    return Outcome(kind, pc, [env.state[_IDX[r]] for r in GPRS], {f: env.state[_IDX[f]] for f in FLAGS},
+                   bytes(env.mem.regions[DATA]))
+
+
+def run_hqemu(code: bytes, st: State, max_insns: int = 1, optimize=None) -> Outcome:
+    """Lift max_insns instructions from CODE into one unit and run it once."""
+    env = make_env(code, st)
+    unit = translate_block(FE, env.mem, CODE, max_insns)
+    verify(unit)
+    if optimize is not None:
+        optimize(unit)
+        verify(unit)
+    try:
+        kind, pc = run_block(unit, env)
+    except GuestFault:
+        return Outcome("sigsegv", _fault_pc(unit))
+    return outcome_of(env, kind, pc)
+
+
+def _fault_pc(unit) -> int:
+    """The pc of a one-instruction unit (where a fault is reported)."""
+    return unit.blocks[0].pc
+
+
+def compare(want: Outcome, got: Outcome, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """Differences as readable lines; `ignore` names flags or registers not to compare."""
+    if (want.kind, want.pc) != (got.kind, got.pc):
+        return [f"exit: unicorn {want.kind} 0x{want.pc:x}, hqemu {got.kind} 0x{got.pc:x}"]
+    if want.kind != "jump":
+        return []
+    out = []
+    for name, a, b in zip(GPRS, want.regs, got.regs):
+        if name not in ignore and a != b:
+            out.append(f"{name}: unicorn 0x{a:x}, hqemu 0x{b:x}")
+    for f in FLAGS:
+        if f not in ignore and want.flags[f] != got.flags[f]:
+            out.append(f"{f}: unicorn {want.flags[f]}, hqemu {got.flags[f]}")
+    if want.data != got.data:
+        i = next(i for i in range(DATA_SIZE) if want.data[i] != got.data[i])
+        out.append(f"data differs first at 0x{DATA + i:x}: unicorn {want.data[i:i + 8].hex()}, "
+                   f"hqemu {got.data[i:i + 8].hex()}")
+    return out
+
+
+__all__ = ["CODE", "DATA", "DATA_SIZE", "State", "Outcome", "FakeMemory", "run_unicorn", "run_hqemu",
+           "compare", "rand_value", "make_env", "outcome_of", "EDGES", "FLAGS"]
