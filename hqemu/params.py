@@ -38,6 +38,9 @@ class Params:
     # --- quick tier ------------------------------------------------------------------------
     max_block_insns: int = knob(512, "longest guest block lifted at once; bounds translation latency",
                                 metavar="N")
+    quick_loop_iters: int = knob(1024, "back edges a block looping on itself takes inside one quick-tier "
+                                 "call, its registers in locals (0: every run returns to the engine)",
+                                 metavar="N")
     # The trace tier's knobs (hot_threshold, trace_max_blocks, llvm_mode, workers) arrive with it.
 
 

@@ -183,7 +183,7 @@ class _Gen:
 
     def addr(self) -> Value:
         d, b = self.d, self.b
-        if self.faults and d.chance(5):  # outside the range: the access faults
+        if self.faults and d.chance(10):  # outside the range: the access faults
             return Const(self.mem_base + self.mem_size + d.int(0, 64), I64)
         if d.chance(20):  # a constant address: folding must keep the access
             return Const(self.mem_base + d.int(0, self.mem_size - 16), I64)
@@ -289,7 +289,9 @@ class _Gen:
             self.pc += d.int(1, 15)
             b.insn(self.pc, d.int(1, 15))
         elif name == "exit_if":
-            b.exit_if(val(I1), d.choice(EXIT_KINDS), self.pc + d.int(0, 64))
+            # mostly an unlikely condition: a block that always left early would test little
+            c = val(I1) if d.chance(30) else b.setcond("eq", val(I64), Const(int_value(d, I64), I64))
+            b.exit_if(c, d.choice(EXIT_KINDS), self.pc + d.int(0, 64))
         elif name == "call":
             sig = d.choice(HELPER_SIGS)[0]
             out = b.call(sig.name, *(val(t) for t in sig.args))
@@ -315,7 +317,7 @@ def random_unit(src, layout: StateLayout, *, mem: tuple[int, int] = (0x10000, 0x
     ops restricts the body to those op names (default: every op but the terminators, with
     state ops weighted up so that forwarding and dead stores have something to do). The unit
     uses the globals holding state words 0 and 1 (those the irgen_* helpers touch) and
-    `globals_` random others, so that they repeat. With faults, about 1 access in 20 goes
+    `globals_` random others, so that they repeat. With faults, about 1 access in 10 goes
     just past the memory range and faults (GuestFault).
     """
     d = Draw(src)

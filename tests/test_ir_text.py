@@ -17,7 +17,7 @@ from hqemu.ir.errors import IRError
 from hqemu.ir.text import format_unit, parse_float, parse_unit, structure
 from hqemu.ir.verify import verify
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def bits(x: float) -> int:

@@ -14,6 +14,7 @@ ALLOWED = {
     "hqemu.quick": {"hqemu.ir", "hqemu.errors"},
     "hqemu.linux": {"hqemu.ir", "hqemu.errors", "hqemu.frontends", "hqemu.env", "hqemu.params",
                     "hqemu.log", "hqemu.stats"},
+    "hqemu.native": {"hqemu.ir", "hqemu.errors", "workers"},
     "workers": {"hqemu.ir"},
 }
 
@@ -30,7 +31,10 @@ def _imports(path: Path, package: str) -> set[str]:
                 mod = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            out.add(mod)
+            if mod in ("hqemu", "workers"):  # `from hqemu import frontends` imports hqemu.frontends
+                out.update(f"{mod}.{a.name}" for a in node.names)
+            else:
+                out.add(mod)
     return {m for m in out if m == "workers" or m.startswith(("hqemu", "workers."))}
 
 

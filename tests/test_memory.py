@@ -157,13 +157,9 @@ def same_vma_bounds(op, m: GuestMemory, w: int, g: int) -> bool:
     does not merge neighbours whose pages came from different places (an anon_vma detail), so
     its mapping list can be finer than ours; an mremap that depends on that is skipped."""
     off = op[1]
-    h = [(s - w, e - w) for s, e, _ in host_maps_raw(w, w + NPG * PAGE) if s <= w + off < e]
+    h = [(s - w, e - w) for s, e, _ in host_maps(w, w + NPG * PAGE) if s <= w + off < e]
     gv = [(max(s, g) - g, min(e, g + NPG * PAGE) - g) for s, e, _, _ in m.mappings() if s <= g + off < e]
     return h == gv
-
-
-def host_maps_raw(lo: int, hi: int) -> list[tuple[int, int, str]]:
-    return host_maps(lo, hi)
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -24,10 +24,12 @@ from hqemu.quick.codegen import SIGNALS
 MEM = (0x10000, 0x3000)  # three pages: fast paths inside, the slow path on the last one
 
 
-def _envs(rng: random.Random) -> tuple[FakeEnv, FakeEnv]:
+def _envs(rng: random.Random, spare_page: bool = False) -> tuple[FakeEnv, FakeEnv]:
+    """Two identical envs; with spare_page the window's last page is on the fast path too."""
     t = TestEnv.random(rng, LAYOUT, mem=MEM)
     words, data = list(t.state), bytes(t.mem.data)
-    return (FakeEnv.window(*MEM, data, words), FakeEnv.window(*MEM, data, words))
+    window = (MEM[0], MEM[1] + 0x1000 * spare_page)
+    return (FakeEnv.window(*window, data, words), FakeEnv.window(*window, data, words))
 
 
 def _run_quick(blk, env: FakeEnv) -> tuple[str, int]:
@@ -89,7 +91,7 @@ def test_self_loops_match_repeated_interpretation(seed):
         ops = unit.blocks[0].ops
         ops[-1] = Op("exit", (), (), ("jump", unit.pc))  # the final exit becomes a back edge
         verify(unit)
-        ref, env = _envs(rng)
+        ref, env = _envs(rng, spare_page=True)  # a slow-path store would end the loop early
         blk = compile_unit(unit, env, loop_iters=3)
         assert "while True" in blk.source
         _check(unit, ref, env, blk, loop_iters=3)

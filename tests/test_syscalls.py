@@ -782,8 +782,9 @@ def _run_under_unicorn(env, path, argv):
                 uc.mem_map_ptr(s, e - s, perms, env.mem.base + s)
                 mapped.append((s, e))
 
-    regs = ({n: getattr(X, f"UC_X86_REG_{n.upper()}") for n in ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9")}
-            if x86 else {f"x{i}": A.UC_ARM64_REG_X0 + i for i in range(9)})
+    names = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9")
+    regs = ({n: getattr(X, f"UC_X86_REG_{n.upper()}") for n in names} if x86
+            else {f"x{i}": A.UC_ARM64_REG_X0 + i for i in range(9)})
     ended = []
 
     def on_syscall(uc, *_):

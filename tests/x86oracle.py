@@ -39,8 +39,9 @@ from hqemu.frontends.x86_64.cpu import GPRS, LAYOUT
 from hqemu.ir.interp import run_block
 from hqemu.ir.verify import verify
 
-CODE = 0x1000
+CODE = 0x2000
 CODE_SIZE = 0x1000
+CODE_MAP = (CODE - 0x1000, 0x3000)  # Unicorn maps the pages around too: branch targets get fetched
 DATA = 0x10000
 DATA_SIZE = 0x4000
 M64 = (1 << 64) - 1
@@ -110,7 +111,7 @@ class _Unicorn:
 
     def __init__(self) -> None:
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
-        self.uc.mem_map(CODE, CODE_SIZE)
+        self.uc.mem_map(*CODE_MAP)
         self.uc.mem_map(DATA, DATA_SIZE)
         self.vector: int | None = None
         self.uc.hook_add(UC_HOOK_INTR, self._intr)
@@ -120,10 +121,16 @@ class _Unicorn:
         uc.emu_stop()
 
     def run(self, code: bytes, st: State, until: int | None = None, count: int = 1) -> Outcome:
+        out = self._run(code, st, until, count)
+        if out.kind != "jump":  # Unicorn remembers the exception (the next one becomes a #DF)
+            self.__init__()
+        return out
+
+    def _run(self, code: bytes, st: State, until: int | None, count: int) -> Outcome:
         uc = self.uc
-        uc.mem_write(CODE, bytes(CODE_SIZE))
+        uc.mem_write(CODE_MAP[0], bytes(CODE_MAP[1]))
         uc.mem_write(CODE, code)
-        uc.ctl_remove_cache(CODE, CODE + CODE_SIZE)
+        uc.ctl_remove_cache(CODE_MAP[0], CODE_MAP[0] + CODE_MAP[1])
         uc.mem_write(DATA, st.data)
         for r, v in zip(_UC_GPR, st.regs):
             uc.reg_write(r, v)

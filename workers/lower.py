@@ -73,14 +73,14 @@ def _int_lit(value: int, bits: int) -> str:
     return str(value - (1 << bits) if value >> (bits - 1) else value)
 
 
-def _float_lit(value: float, ty: Ty) -> str:
+def _float_lit(value: float) -> str:
     # LLVM writes float constants as the bits of the equal double; an f32 value widens exactly
     # (a NaN keeps its payload's top bits, which is how fpext moves it)
     return f"0x{_UNPACK_Q(_PACK_D(value))[0]:016X}"
 
 
 def literal(c: Const) -> str:
-    return _float_lit(c.value, c.ty) if c.ty.is_float else _int_lit(c.value, c.ty.bits)
+    return _float_lit(c.value) if c.ty.is_float else _int_lit(c.value, c.ty.bits)
 
 
 def _vec(lane: int) -> str:
@@ -99,7 +99,6 @@ class _Fn:
         self.vals: dict[int, str] = {}  # temp id -> LLVM operand in the block that defines it
         self.n = 0
         self.cur_pc = unit.pc  # guest pc of the instruction being lowered (for helper aborts)
-        self.block_index = 0
         self.globals = sorted(unit.globals.values(), key=lambda g: g.offset)
         self.written = [g for g in self.globals if any(
             op.name == "put" and op.consts[0] == g.name for op in unit.ops())]
@@ -265,7 +264,7 @@ def _shift(fn: _Fn, op: Op, inst: str) -> None:
         return
     big = fn.tmp(f"icmp uge {t} {fn.val(b)}, {w}")
     if inst == "ashr":
-        cnt = fn.tmp(f"and {t} {fn.val(b)}, {w - 1}")
+        cnt = fn.tmp(f"select i1 {big}, {t} {w - 1}, {t} {fn.val(b)}")
         fn.inst(out, f"ashr {t} {fn.val(a)}, {cnt}")
         return
     cnt = fn.tmp(f"and {t} {fn.val(b)}, {w - 1}")  # widths are powers of two
@@ -429,7 +428,7 @@ def lower_fptosi(fn: _Fn, op: Op) -> None:
     ft, it, w = llty(a.ty), llty(out.ty), out.ty.bits
     f = fn.intrinsic(f"llvm.fptosi.sat.{_mangle(out.ty)}.{_mangle(a.ty)}", it, ft)
     sat = fn.tmp(f"call {it} @{f}({fn.typed(a)})")
-    top = _float_lit(float(1 << (w - 1)), a.ty)
+    top = _float_lit(float(1 << (w - 1)))
     ok = fn.tmp(f"fcmp olt {fn.typed(a)}, {top}")
     fn.inst(out, f"select i1 {ok}, {it} {sat}, {it} {_int_lit(1 << (w - 1), w)}")
 
@@ -655,7 +654,6 @@ def lower_unit(unit: Unit, name: str) -> str:
         raise LowerError(f"bad function name {name!r}")
     fn = _Fn(unit, name)
     for i, b in enumerate(unit.blocks):
-        fn.block_index = i
         fn.vals = {}
         fn.cur_pc = b.pc
         fn.start(f"b{i}")

@@ -13,7 +13,8 @@ What they may do and may not (docs/ir.md, "Passes"):
   unless a call to a helper that writes state (or an unregistered helper) is in between.
 
 Passes work per block, except substitution and liveness, which follow temps across the
-blocks of a unit in order (SSA over the whole unit).
+blocks of a unit in order (SSA over the whole unit). They rewrite the unit's ops in place:
+keep a copy (parse_unit(format_unit(unit), unit.layout)) if the original is still needed.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def format_float(x: float) -> str:
 
 
 def format_value(v: Value) -> str:
-    if isinstance(v, Temp):
+    if v.__class__ is Temp:
         return f"%{v.id}"
     if v.ty.is_float:
         return f"{format_float(v.value)}:{v.ty.name}"
@@ -70,14 +70,20 @@ def format_attr(name: str, x) -> str:
     raise IRError(f"constant attribute {name}={x!r} has no text form")
 
 
+_ATTR_NAMES = {name: d.consts for name, d in OPS.items()}
+
+
 def format_op(op: Op) -> str:
-    d = OPS.get(op.name)
-    names = d.consts if d is not None else ()
-    args = [format_attr(names[i] if i < len(names) else "", c) for i, c in enumerate(op.consts)]
-    args += [format_value(v) for v in op.ins]
-    text = op.name + (" " + ", ".join(args) if args else "")
+    if op.consts:
+        names = _ATTR_NAMES.get(op.name, ())
+        args = [c if c.__class__ is str else format_attr(names[i] if i < len(names) else "", c)
+                for i, c in enumerate(op.consts)]
+        args += [format_value(v) for v in op.ins]
+    else:
+        args = [format_value(v) for v in op.ins]
+    text = f"{op.name} {', '.join(args)}" if args else op.name
     if op.outs:
-        text = ", ".join(f"%{t.id}:{t.ty.name}" for t in op.outs) + " = " + text
+        return ", ".join([f"%{t.id}:{t.ty.name}" for t in op.outs]) + " = " + text
     return text
 
 
@@ -91,7 +97,6 @@ def format_unit(unit: Unit) -> str:
 
 
 # --- parsing ---------------------------------------------------------------------------------
-_OUT = re.compile(r"%(\d+):(\w+)$")
 _INT = re.compile(r"(?:0x[0-9a-fA-F]+|\d+)$")
 _NAME = re.compile(r"[A-Za-z_][\w.]*$")
 _NAN = re.compile(r"(-?)nan\((0x[0-9a-fA-F]{1,16})\)$")
@@ -128,6 +133,8 @@ class _Parser:
     def __init__(self, layout: StateLayout | None):
         self.layout = layout
         self.temps: dict[int, Temp] = {}
+        self.consts: dict[str, Const] = {}  # constants repeat a lot; Const is immutable
+        self.attrs: dict[str, object] = {}
 
     def ty(self, name: str) -> Ty:
         t = TYPES.get(name)
@@ -136,13 +143,19 @@ class _Parser:
         return t
 
     def value(self, s: str) -> Value:
-        if s.startswith("%"):
-            if not s[1:].isdigit():
-                raise ValueError(f"bad temp {s!r}")
-            t = self.temps.get(int(s[1:]))
-            if t is None:
-                raise ValueError(f"temp {s} used before its definition")
-            return t
+        if s[:1] == "%":
+            try:
+                return self.temps[int(s[1:])]
+            except (KeyError, ValueError):
+                if not s[1:].isdigit():
+                    raise ValueError(f"bad temp {s!r}") from None
+                raise ValueError(f"temp {s} used before its definition") from None
+        c = self.consts.get(s)
+        if c is None:
+            c = self.consts[s] = self.const(s)
+        return c
+
+    def const(self, s: str) -> Const:
         lit, sep, tyname = s.rpartition(":")
         if not sep:
             raise ValueError(f"constant {s!r} has no type (write value:type)")
@@ -153,33 +166,46 @@ class _Parser:
             raise ValueError(f"bad integer constant {lit!r}")
         return Const(int(lit, 0), ty)
 
+    def attr(self, s: str):
+        a = self.attrs.get(s)
+        if a is None:
+            a = self.attrs[s] = _parse_attr(s)
+        return a
+
     def op(self, text: str) -> Op:
         outs: list[Temp] = []
         lhs, sep, rhs = text.partition(" = ")
         if sep:
             for o in lhs.split(", "):
-                m = _OUT.match(o)
-                if not m:
+                tid, _, tyname = o[1:].partition(":")
+                if o[:1] != "%" or not tid.isdigit():
                     raise ValueError(f"bad output {o!r}")
-                t = Temp(int(m.group(1)), self.ty(m.group(2)))
+                t = Temp(int(tid), self.ty(tyname))
                 if t.id in self.temps:
                     raise ValueError(f"temp %{t.id} defined twice")
                 outs.append(t)
         else:
             rhs = text
         name, _, rest = rhs.partition(" ")
-        d = OPS.get(name)
-        if d is None:
+        nc = _N_ATTRS.get(name)
+        if nc is None:
             raise ValueError(f"unknown op {name!r}")
         args = rest.split(", ") if rest else []
-        nc = len(d.consts)
         if len(args) < nc:
             raise ValueError(f"{name} takes {nc} constant attribute(s) before its inputs")
-        consts = tuple(_parse_attr(a) for a in args[:nc])
-        ins = tuple(self.value(a) for a in args[nc:])
+        value = self.value
+        if nc:
+            consts = tuple([self.attr(a) for a in args[:nc]])
+            ins = tuple([value(a) for a in args[nc:]])
+        else:
+            consts = ()
+            ins = tuple([value(a) for a in args])
         for t in outs:  # defined after the inputs are read: an op cannot use its own output
             self.temps[t.id] = t
         return Op(name, tuple(outs), ins, consts)
+
+
+_N_ATTRS = {name: len(d.consts) for name, d in OPS.items()}
 
 
 def parse_unit(text: str, layout: StateLayout | None = None) -> Unit:

@@ -41,13 +41,11 @@ _FAMILIES = (_SAME_INT_BIN, _SAME_INT_UN, _SAME_FLOAT_BIN, _SAME_FLOAT_UN, _LANE
 assert sorted(n for f in _FAMILIES for n in f) == sorted(OPS), "verify.py: op families out of date"
 
 
+_TERMS = frozenset(n for n, d in OPS.items() if d.flags & F.TERM)
+
+
 class _Bad(Exception):
     """A rule broken by the op being checked; verify() adds where."""
-
-
-def _need(ok: bool, msg: str) -> None:
-    if not ok:
-        raise _Bad(msg)
 
 
 def _is_int(x) -> bool:
@@ -55,18 +53,22 @@ def _is_int(x) -> bool:
 
 
 def _check_const(v: Const) -> None:
-    _need(isinstance(v.ty, Ty), f"constant {v!r} has no type")
+    if not isinstance(v.ty, Ty):
+        raise _Bad(f"constant {v!r} has no type")
     if v.ty.is_float:
-        _need(isinstance(v.value, float), f"float constant {v!r} is not a Python float")
+        if not isinstance(v.value, float):
+            raise _Bad(f"float constant {v!r} is not a Python float")
         if v.ty == F32 and not math.isnan(v.value) and not math.isinf(v.value):
-            _need(ctypes.c_float(v.value).value == v.value, f"f32 constant {v!r} is not single precision")
+            if ctypes.c_float(v.value).value != v.value:
+                raise _Bad(f"f32 constant {v!r} is not single precision")
     else:
-        _need(_is_int(v.value) and 0 <= v.value <= v.ty.mask,
-              f"integer constant {v!r} is not an unsigned {v.ty.bits}-bit pattern")
+        if not (_is_int(v.value) and 0 <= v.value <= v.ty.mask):
+            raise _Bad(f"integer constant {v!r} is not an unsigned {v.ty.bits}-bit pattern")
 
 
 def _int(t: Ty, what: str) -> None:
-    _need(not t.is_float, f"{what} must be an integer type, not {t.name}")
+    if t.is_float:
+        raise _Bad(f"{what} must be an integer type, not {t.name}")
 
 
 def _check_types(op: Op, unit: Unit) -> None:
@@ -75,136 +77,186 @@ def _check_types(op: Op, unit: Unit) -> None:
     out = op.outs[0].ty if op.outs else None
     if n in _SAME_INT_BIN:
         _int(ins[0], "operand")
-        _need(ins[0] == ins[1] == out, f"{n} needs equal types, got {ins[0]}, {ins[1]} -> {out}")
+        if not (ins[0] == ins[1] == out):
+            raise _Bad(f"{n} needs equal types, got {ins[0]}, {ins[1]} -> {out}")
     elif n in _SAME_INT_UN:
         _int(ins[0], "operand")
-        _need(ins[0] == out, f"{n} needs equal types, got {ins[0]} -> {out}")
+        if ins[0] != out:
+            raise _Bad(f"{n} needs equal types, got {ins[0]} -> {out}")
         if n == "bswap":
-            _need(out.bits % 16 == 0, f"bswap needs a width multiple of 16, got {out}")
+            if out.bits % 16 != 0:
+                raise _Bad(f"bswap needs a width multiple of 16, got {out}")
     elif n in _SAME_FLOAT_BIN:
-        _need(ins[0] in (F32, F64) and ins[0] == ins[1] == out,
-              f"{n} needs equal float types, got {ins[0]}, {ins[1]} -> {out}")
+        if not (ins[0] in (F32, F64) and ins[0] == ins[1] == out):
+            raise _Bad(f"{n} needs equal float types, got {ins[0]}, {ins[1]} -> {out}")
     elif n in _SAME_FLOAT_UN:
-        _need(ins[0] in (F32, F64) and ins[0] == out, f"{n} needs equal float types, got {ins[0]} -> {out}")
+        if not (ins[0] in (F32, F64) and ins[0] == out):
+            raise _Bad(f"{n} needs equal float types, got {ins[0]} -> {out}")
     elif n in _LANE_BIN:
-        _need(ins[0] == ins[1] == out == I128, f"{n} works on i128, got {ins[0]}, {ins[1]} -> {out}")
+        if not (ins[0] == ins[1] == out == I128):
+            raise _Bad(f"{n} works on i128, got {ins[0]}, {ins[1]} -> {out}")
     elif n in _LANE_UN:
-        _need(ins[0] == out == I128, f"{n} works on i128, got {ins[0]} -> {out}")
+        if not (ins[0] == out == I128):
+            raise _Bad(f"{n} works on i128, got {ins[0]} -> {out}")
     elif n == "mov":
-        _need(ins[0] == out, f"mov needs equal types, got {ins[0]} -> {out}")
+        if ins[0] != out:
+            raise _Bad(f"mov needs equal types, got {ins[0]} -> {out}")
     elif n == "parity":
         _int(ins[0], "operand")
-        _need(out == I1, "parity returns i1")
+        if out != I1:
+            raise _Bad("parity returns i1")
     elif n in ("zext", "sext", "trunc"):
         _int(ins[0], "operand")
         _int(out, "result")
         if n == "trunc":
-            _need(out.bits <= ins[0].bits, f"trunc must not widen ({ins[0]} -> {out})")
+            if out.bits > ins[0].bits:
+                raise _Bad(f"trunc must not widen ({ins[0]} -> {out})")
         else:
-            _need(out.bits >= ins[0].bits, f"{n} must not narrow ({ins[0]} -> {out})")
+            if out.bits < ins[0].bits:
+                raise _Bad(f"{n} must not narrow ({ins[0]} -> {out})")
     elif n == "bitcast":
-        _need(ins[0].bits == out.bits, f"bitcast needs equal sizes ({ins[0]} -> {out})")
+        if ins[0].bits != out.bits:
+            raise _Bad(f"bitcast needs equal sizes ({ins[0]} -> {out})")
     elif n == "setcond":
         _int(ins[0], "operand")
-        _need(ins[0] == ins[1], f"setcond needs equal types, got {ins[0]}, {ins[1]}")
-        _need(out == I1, "setcond returns i1")
+        if ins[0] != ins[1]:
+            raise _Bad(f"setcond needs equal types, got {ins[0]}, {ins[1]}")
+        if out != I1:
+            raise _Bad("setcond returns i1")
     elif n == "select":
-        _need(ins[0] == I1, f"select's condition must be i1, got {ins[0]}")
-        _need(ins[1] == ins[2] == out, f"select needs equal types, got {ins[1]}, {ins[2]} -> {out}")
+        if ins[0] != I1:
+            raise _Bad(f"select's condition must be i1, got {ins[0]}")
+        if not (ins[1] == ins[2] == out):
+            raise _Bad(f"select needs equal types, got {ins[1]}, {ins[2]} -> {out}")
     elif n == "fcmp":
-        _need(ins[0] in (F32, F64) and ins[0] == ins[1], f"fcmp needs equal float types, got {ins}")
-        _need(out == I1, "fcmp returns i1")
+        if not (ins[0] in (F32, F64) and ins[0] == ins[1]):
+            raise _Bad(f"fcmp needs equal float types, got {ins}")
+        if out != I1:
+            raise _Bad("fcmp returns i1")
     elif n == "fext":
-        _need(ins[0] == F32 and out == F64, f"fext is f32 -> f64, got {ins[0]} -> {out}")
+        if not (ins[0] == F32 and out == F64):
+            raise _Bad(f"fext is f32 -> f64, got {ins[0]} -> {out}")
     elif n == "ftrunc":
-        _need(ins[0] == F64 and out == F32, f"ftrunc is f64 -> f32, got {ins[0]} -> {out}")
+        if not (ins[0] == F64 and out == F32):
+            raise _Bad(f"ftrunc is f64 -> f32, got {ins[0]} -> {out}")
     elif n in ("sitofp", "uitofp"):
         _int(ins[0], "operand")
-        _need(out in (F32, F64), f"{n} returns a float type, got {out}")
+        if out not in (F32, F64):
+            raise _Bad(f"{n} returns a float type, got {out}")
     elif n == "fptosi":
-        _need(ins[0] in (F32, F64), f"fptosi takes a float type, got {ins[0]}")
+        if ins[0] not in (F32, F64):
+            raise _Bad(f"fptosi takes a float type, got {ins[0]}")
         _int(out, "result")
     elif n == "vmsb":
-        _need(ins[0] == I128 and out == I32, f"vmsb is i128 -> i32, got {ins[0]} -> {out}")
+        if not (ins[0] == I128 and out == I32):
+            raise _Bad(f"vmsb is i128 -> i32, got {ins[0]} -> {out}")
     elif n in ("get", "put"):
         g = unit.globals.get(op.consts[0])
-        _need(g is not None, f"global {op.consts[0]!r} is not declared by the unit")
+        if g is None:
+            raise _Bad(f"global {op.consts[0]!r} is not declared by the unit")
         t = out if n == "get" else ins[0]
-        _need(t == g.ty, f"{n} {g.name} has type {g.ty}, got {t}")
+        if t != g.ty:
+            raise _Bad(f"{n} {g.name} has type {g.ty}, got {t}")
     elif n == "ld":
-        _need(ins[0] == I64, f"ld's address must be i64, got {ins[0]}")
-        _need(out != I1, "ld cannot load an i1")
+        if ins[0] != I64:
+            raise _Bad(f"ld's address must be i64, got {ins[0]}")
+        if out == I1:
+            raise _Bad("ld cannot load an i1")
     elif n == "st":
-        _need(ins[0] == I64, f"st's address must be i64, got {ins[0]}")
-        _need(ins[1] != I1, "st cannot store an i1")
+        if ins[0] != I64:
+            raise _Bad(f"st's address must be i64, got {ins[0]}")
+        if ins[1] == I1:
+            raise _Bad("st cannot store an i1")
     elif n == "exit_if":
-        _need(ins[0] == I1, f"exit_if's condition must be i1, got {ins[0]}")
+        if ins[0] != I1:
+            raise _Bad(f"exit_if's condition must be i1, got {ins[0]}")
     elif n == "exit_ind":
-        _need(ins[0] == I64, f"exit_ind's target must be i64, got {ins[0]}")
+        if ins[0] != I64:
+            raise _Bad(f"exit_ind's target must be i64, got {ins[0]}")
     elif n == "call":
         h = HELPERS.get(op.consts[0])
         if h is not None:  # unregistered helpers (e.g. parsed in a worker) are taken as written
-            _need(tuple(ins) == h.args, f"call {h.name} takes {h.args}, got {tuple(ins)}")
-            _need(tuple(t.ty for t in op.outs) == h.rets,
-                  f"call {h.name} returns {h.rets}, got {tuple(t.ty for t in op.outs)}")
+            if tuple(ins) != h.args:
+                raise _Bad(f"call {h.name} takes {h.args}, got {tuple(ins)}")
+            if not (tuple(t.ty for t in op.outs) == h.rets):
+                raise _Bad(f"call {h.name} returns {h.rets}, got {tuple(t.ty for t in op.outs)}")
 
 
 def _check_attrs(op: Op) -> None:
     d = OPS[op.name]
-    _need(isinstance(op.consts, tuple), "consts must be a tuple")
-    _need(len(op.consts) == len(d.consts), f"{op.name} takes {len(d.consts)} constant attribute(s) "
-          f"{d.consts}, got {len(op.consts)}")
+    if not isinstance(op.consts, tuple):
+        raise _Bad("consts must be a tuple")
+    if len(op.consts) != len(d.consts):
+        raise _Bad(f"{op.name} takes {len(d.consts)} constant attribute(s) {d.consts}, got {len(op.consts)}")
     lane = None
     for name, x in zip(d.consts, op.consts):
         if name == "cond":
             allowed = FCONDS if op.name == "fcmp" else CONDS
-            _need(x in allowed, f"condition {x!r} is not one of {allowed}")
+            if x not in allowed:
+                raise _Bad(f"condition {x!r} is not one of {allowed}")
         elif name == "kind":
-            _need(x in EXIT_KINDS, f"exit kind {x!r} is not one of {EXIT_KINDS}")
+            if x not in EXIT_KINDS:
+                raise _Bad(f"exit kind {x!r} is not one of {EXIT_KINDS}")
         elif name == "mode":
-            _need(x in FROUND_MODES, f"rounding mode {x!r} is not one of {FROUND_MODES}")
+            if x not in FROUND_MODES:
+                raise _Bad(f"rounding mode {x!r} is not one of {FROUND_MODES}")
         elif name in ("reg", "helper"):
-            _need(isinstance(x, str) and _NAME.match(x) is not None, f"{name} {x!r} is not a name")
+            if not (isinstance(x, str) and _NAME.match(x) is not None):
+                raise _Bad(f"{name} {x!r} is not a name")
         elif name == "pc":
-            _need(_is_int(x) and 0 <= x < 1 << 64, f"pc {x!r} is not a 64-bit address")
+            if not (_is_int(x) and 0 <= x < 1 << 64):
+                raise _Bad(f"pc {x!r} is not a 64-bit address")
         elif name == "len":
-            _need(_is_int(x) and 0 < x < 64, f"instruction length {x!r} out of range")
+            if not (_is_int(x) and 0 < x < 64):
+                raise _Bad(f"instruction length {x!r} out of range")
         elif name == "lane":
-            _need(_is_int(x) and x in LANES, f"lane width {x!r} is not one of {LANES}")
+            if not (_is_int(x) and x in LANES):
+                raise _Bad(f"lane width {x!r} is not one of {LANES}")
             lane = x
         elif name == "count":
-            _need(_is_int(x) and x >= 0, f"shift count {x!r} is not a non-negative int")
+            if not (_is_int(x) and x >= 0):
+                raise _Bad(f"shift count {x!r} is not a non-negative int")
         elif name == "sel":
             n = 128 // lane if lane else 0
-            _need(isinstance(x, (tuple, list)) and len(x) == n
-                  and all(_is_int(i) and 0 <= i < 2 * n for i in x),
-                  f"sel {x!r} must list {n} lane indexes in [0, {2 * n})")
+            if not (isinstance(x, (tuple, list)) and len(x) == n
+                    and all(_is_int(i) and 0 <= i < 2 * n for i in x)):
+                raise _Bad(f"sel {x!r} must list {n} lane indexes in [0, {2 * n})")
         else:  # an attribute added to OPS without a rule here
             raise _Bad(f"verify.py has no rule for constant attribute {name!r}")
 
 
 def _check_op(op: Op, unit: Unit, defined: dict[int, Temp]) -> None:
     d = OPS.get(op.name)
-    _need(d is not None, f"unknown op {op.name!r}")
-    _need(isinstance(op.ins, tuple) and isinstance(op.outs, tuple), "ins and outs must be tuples")
+    if d is None:
+        raise _Bad(f"unknown op {op.name!r}")
+    if not (isinstance(op.ins, tuple) and isinstance(op.outs, tuple)):
+        raise _Bad("ins and outs must be tuples")
     if d.n_in >= 0:
-        _need(len(op.ins) == d.n_in, f"{op.name} takes {d.n_in} input(s), got {len(op.ins)}")
+        if len(op.ins) != d.n_in:
+            raise _Bad(f"{op.name} takes {d.n_in} input(s), got {len(op.ins)}")
     if d.n_out >= 0:
-        _need(len(op.outs) == d.n_out, f"{op.name} defines {d.n_out} output(s), got {len(op.outs)}")
+        if len(op.outs) != d.n_out:
+            raise _Bad(f"{op.name} defines {d.n_out} output(s), got {len(op.outs)}")
     _check_attrs(op)
     for v in op.ins:
         if isinstance(v, Temp):
             t = defined.get(v.id)
-            _need(t is not None, f"%{v.id} is used before it is defined")
-            _need(t.ty == v.ty, f"%{v.id} is used as {v.ty} but defined as {t.ty}")
+            if t is None:
+                raise _Bad(f"%{v.id} is used before it is defined")
+            if t.ty != v.ty:
+                raise _Bad(f"%{v.id} is used as {v.ty} but defined as {t.ty}")
         else:
-            _need(isinstance(v, Const), f"input {v!r} is neither a Temp nor a Const")
+            if not isinstance(v, Const):
+                raise _Bad(f"input {v!r} is neither a Temp nor a Const")
             _check_const(v)
     _check_types(op, unit)
     for t in op.outs:
-        _need(isinstance(t, Temp), f"output {t!r} is not a Temp")
-        _need(t.id not in defined, f"%{t.id} is defined twice")
-        _need(0 <= t.id < unit.next_temp, f"%{t.id} is beyond the unit's next_temp {unit.next_temp}")
+        if not isinstance(t, Temp):
+            raise _Bad(f"output {t!r} is not a Temp")
+        if t.id in defined:
+            raise _Bad(f"%{t.id} is defined twice")
+        if not (0 <= t.id < unit.next_temp):
+            raise _Bad(f"%{t.id} is beyond the unit's next_temp {unit.next_temp}")
         defined[t.id] = t
 
 
@@ -221,13 +273,14 @@ def verify(unit: Unit) -> None:
     for b in unit.blocks:
         if not b.ops:
             raise IRError("empty block: it must end with a terminator", block_pc=b.pc)
+        last = len(b.ops) - 1
         for i, op in enumerate(b.ops):
             try:
                 _check_op(op, unit, defined)
-                is_term = bool(OPS[op.name].flags & F.TERM)
-                last = i == len(b.ops) - 1
-                _need(is_term == last, "nothing may follow a terminator" if is_term
-                      else "the block must end with a terminator")
+                is_term = op.name in _TERMS
+                if is_term != (i == last):
+                    raise _Bad("nothing may follow a terminator" if is_term
+                               else "the block must end with a terminator")
             except _Bad as e:
                 raise IRError(str(e), block_pc=b.pc, index=i, op_text=_safe_text(op)) from None
 

@@ -90,6 +90,7 @@ class NativeCode:
         restype = _ctype(sig.rets[0]) if direct else None
         args_t, rets_t = sig.args, sig.rets
         nfixed = len(params) - sum(2 if t == I128 else 1 for t in args_t)
+        failed = (0.0 if rets_t[0].is_float else 0) if direct else None  # returned after an exception
 
         def decode(raw: tuple) -> list:
             out, i = [], 0
@@ -113,7 +114,7 @@ class NativeCode:
             except BaseException as e:  # noqa: B036 - GuestExit and friends must reach call() too
                 self.pending = e
                 ctypes.c_uint64.from_address(exitinfo).value = ABORT
-            return 0.0 if direct and rets_t[0].is_float else 0 if direct else None
+            return failed
 
         cb = ctypes.CFUNCTYPE(restype, *params)(callback)
         self._callbacks[name] = cb

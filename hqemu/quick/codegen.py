@@ -44,6 +44,9 @@ from .block import QuickBlock
 SIGNALS = {"sigill": 4, "sigtrap": 5, "sigbus": 7, "sigfpe": 8, "sigsegv": 11}
 M64 = (1 << 64) - 1
 DEFAULT_LOOP_ITERS = 1024  # back edges a self-looping block runs before returning to the engine
+# Code-shape choices, measured with bench/quick_codegen.py (which can flip them for an A/B run)
+PACK_MIN_RUN = 3  # adjacent state slots stored by one struct.pack_into (0: item stores only)
+INLINE_SINGLE_USE = True  # fold a pure expression into its only use
 
 # Names generated code may use, with what each is bound to; env-dependent ones are resolved
 # in _Gen._resolve.
@@ -65,6 +68,10 @@ _ENV_NAMES: dict[str, Callable] = {
     "BLK": lambda env: None,  # the QuickBlock itself, filled in by compile_unit
 }
 _NAMES_RE = re.compile(r"\b([A-Z][A-Z0-9]*)[(\[]")
+# op properties by name (OpDef's Flag arithmetic is slow enough to show in compile times)
+_PURE = frozenset(n for n, d in OPS.items() if d.pure)
+_COMM = frozenset(n for n, d in OPS.items() if d.flags & F.COMM)
+_TERM = frozenset(n for n, d in OPS.items() if d.flags & F.TERM)
 
 
 class _Gen:
@@ -86,6 +93,7 @@ class _Gen:
         self.loop_iters = 0  # > 0: the function loops on its own head (see start_loop)
         self.loop_globals: dict[str, str] = {}  # loop mode: global -> its loop-carried local
         self.pure_defs: dict[int, str] = {}  # line index -> temp it defines, for pure ops only
+        self.no_inline: set[int] = set()  # lines no expression may move into (loop rebinds)
 
     # --- emitting -----------------------------------------------------------------------
     def line(self, text: str, indent: int = 0) -> None:
@@ -123,7 +131,7 @@ class _Gen:
         return x.id in self.bools if isinstance(x, Temp) else x.value in (0, 1)
 
     def assign(self, op: Op, expr: str) -> None:
-        if op.d.pure and op.name != "get":
+        if op.name in _PURE and op.name != "get":
             self.pure_defs[len(self.lines)] = f"t{op.outs[0].id}"
         self.line(f"t{op.outs[0].id} = {self.bind_used(expr)}")
 
@@ -165,7 +173,7 @@ class _Gen:
             else:
                 runs.append([(i, n)])
         for run in runs:
-            if len(run) >= 3:
+            if PACK_MIN_RUN and len(run) >= PACK_MIN_RUN:
                 pk = f"PK{len(run)}"
                 if pk not in self.binds:
                     self.binds[pk] = struct.Struct(f"<{len(run)}Q").pack_into
@@ -182,7 +190,7 @@ class _Gen:
         """Store what must be exact, then leave the function by exit `kind` to guest pc."""
         self.flush(indent)
         if self.loop_iters:
-            self.line(f"{self.bind('BLK')}.count += {self.loop_iters} - n", indent)
+            self.line(f"{self.bind('BLK')}.count += lim - n", indent)
         if kind == "jump":
             self.line(f"return {pc:#x}", indent)
         elif kind == "syscall":
@@ -210,7 +218,7 @@ class _Gen:
             if op.name == "put":
                 self.dirty[op.consts[0]] = None
         self.loop_iters = iters
-        self.line(f"n = {iters}")
+        self.line(f"lim = n = {iters}")  # back edges left; lim - n of them taken
         self.line("while True:")
         self.base = 2
 
@@ -227,6 +235,8 @@ class _Gen:
             self.line(f"{', '.join(d for d, _ in first)} = {', '.join(s for _, s in first)}", indent + 1)
         for d, s in pairs:
             if s not in carried:
+                # an expression moved here could read a carried local already rebound above
+                self.no_inline.add(len(self.lines))
                 self.line(f"{d} = {s}", indent + 1)
         self.line("continue", indent + 1)
         self.leave("jump", self.unit.pc, indent)
@@ -283,7 +293,7 @@ TEMPLATES.update({
     "popcnt": _expr("({a}).bit_count()"),
     "fneg": _expr("-{a}"),
     "fabs": _expr("FABS({a})"),
-    "fext": _expr("{a}"),  # widening quiets a NaN
+    "fext": _expr("({a} if {a} == {a} else QUIET({a}))"),  # widening quiets a NaN
     "ftrunc": _expr("F32({a})"),
 })
 
@@ -562,7 +572,7 @@ def _st(g: _Gen, op: Op) -> None:
     g.bind("M")
     g.line(g.bind_used(f"if FW[{a} >> 12]: {fast.format(a=a, v=v)}"))
     # in loop mode a slow-path store (the only kind that can hit translated code) ends the loop
-    g.line(g.bind_used(f"else: {slow.format(a=a, v=v)}" + ("; n = 0" if g.loop_iters else "")))
+    g.line(g.bind_used(f"else: {slow.format(a=a, v=v)}" + ("; lim -= n; n = 0" if g.loop_iters else "")))
 
 
 # --- control -------------------------------------------------------------------------------
@@ -600,7 +610,7 @@ def _exit_ind(g: _Gen, op: Op) -> None:
     target = g.v(op.ins[0])
     g.flush(0)
     if g.loop_iters:
-        g.line(f"{g.bind('BLK')}.count += {g.loop_iters} - n")
+        g.line(f"{g.bind('BLK')}.count += lim - n")
     g.line(f"return {target}")
     g.dirty.clear()
 
@@ -672,12 +682,12 @@ def _value_number(ops: list[Op]) -> list[Op]:
             cur[op.consts[0]] = op.ins[0]
         elif op.name == "call" and HELPERS[op.consts[0]].writes_state:
             cur.clear()
-        elif op.d.pure and op.name != "get" and len(op.outs) == 1:
+        elif op.name in _PURE and op.name != "get" and len(op.outs) == 1:
             ins = [_vkey(x) for x in op.ins]
-            if op.d.flags & F.COMM:
+            if op.name in _COMM:
                 ins.sort(key=repr)
             try:
-                key = (op.name, op.outs[0].ty, tuple(ins),
+                key = (op.name, op.outs[0].ty.name, tuple(ins),
                        tuple(tuple(c) if isinstance(c, list) else c for c in op.consts))
                 prev = seen.get(key)
             except TypeError:  # an unhashable attribute: leave the op alone
@@ -741,7 +751,7 @@ def _needed(ops: list[Op], fallthrough: set[Op]) -> list[bool]:
             if op.outs[0].id in live:
                 keep[i] = True
                 use(get_src[i])
-        elif op.d.pure or (n == "call" and HELPERS[op.consts[0]].pure):
+        elif n in _PURE or (n == "call" and HELPERS[op.consts[0]].pure):
             if any(t.id in live for t in op.outs):
                 keep[i] = True
                 use(*op.ins)
@@ -776,6 +786,8 @@ def _inline_single_use(g: _Gen) -> None:
         pat = re.compile(rf"\b{name}\b")
         for j in range(i + 1, len(g.lines)):
             if pat.search(g.lines[j]):
+                if j in g.no_inline:
+                    break
                 g.lines[j] = pat.sub(lambda _m, e=expr: f"({e})", g.lines[j], count=1)
                 dead.add(i)
                 break
@@ -788,7 +800,7 @@ def generate(unit: Unit, env, loop_iters: int = 0) -> tuple[str, dict[str, objec
     """Python source of the unit's function `blk`, its default-argument bindings, and the
     guest pc of each source line (index = line number)."""
     ops = _value_number(list(unit.ops()))
-    if not ops or not ops[-1].d.flags & F.TERM:
+    if not ops or ops[-1].name not in _TERM:
         raise ValueError(f"unit at 0x{unit.pc:x} does not end with a terminator")
     g = _Gen(unit, env)
     g.pc = next((op.consts[0] for op in ops if op.name == "insn"), unit.pc)
@@ -798,7 +810,8 @@ def generate(unit: Unit, env, loop_iters: int = 0) -> tuple[str, dict[str, objec
     for op, k in zip(ops, _needed(ops, g.fallthrough)):
         if k:
             TEMPLATES[op.name](g, op)
-    _inline_single_use(g)
+    if INLINE_SINGLE_USE:
+        _inline_single_use(g)
     header = "def blk(" + ", ".join(f"{n}={n}" for n in g.binds) + "):"
     source = "\n".join([header, *g.lines]) + "\n"
     return source, g.binds, [first_pc, first_pc, *g.pcs]  # line 1 is the header

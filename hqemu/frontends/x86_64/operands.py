@@ -100,7 +100,7 @@ def ea(ctx: Ctx, op) -> Temp:
     """Effective (guest virtual) address of a memory operand, with fs/gs bases applied."""
     b, insn, m = ctx.b, ctx.insn, op.mem
     addr: Value | None = None
-    if m.base == X.X86_REG_RIP:
+    if m.base in (X.X86_REG_RIP, X.X86_REG_EIP):  # eip: rip-relative with a 0x67 prefix
         addr = b.c(ctx.next_pc + m.disp, I64)
     else:
         if m.base != 0:

@@ -61,10 +61,19 @@ def _mem_ops(ctx: Ctx):
     return src, dst
 
 
+_LEGACY_PREFIXES = frozenset((0xF0, 0xF2, 0xF3, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65, 0x66, 0x67))
+
+
 def _rep_kind(ctx: Ctx) -> int:
-    """0: no rep; 1: rep/repe/repz; 2: repne/repnz (capstone's prefix[0] is the F2/F3 byte)."""
-    p = ctx.insn.prefix[0]
-    return 1 if p == X.X86_PREFIX_REP else 2 if p == X.X86_PREFIX_REPNE else 0
+    """0: no rep; 1: rep/repe/repz (F3); 2: repne/repnz (F2). Read from the bytes: capstone
+    drops the F2 of `f2 a5`, taking it for the mandatory prefix of SSE's movsd."""
+    kind = 0
+    for byte in ctx.insn.bytes:
+        if byte in (0xF2, 0xF3):
+            kind = 1 if byte == 0xF3 else 2
+        elif byte not in _LEGACY_PREFIXES and not 0x40 <= byte <= 0x4F:
+            break
+    return kind
 
 
 def lift_string(ctx: Ctx) -> None:

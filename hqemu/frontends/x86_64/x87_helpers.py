@@ -142,7 +142,9 @@ def round_to(f: Fmt, sign: int, m: int, e: int, rc: int, prec: int | None = None
     prec = prec or f.prec
     n = m.bit_length()
     top = e + n - 1  # exponent of the leading bit
-    q = max(top - (prec - 1), f.tiny_exp)  # exponent of the last kept bit's unit
+    # exponent of the last kept bit's unit; with reduced precision (x87 PC) denormals lose bits
+    # at the same rate: the least denormal is 2**(emin - prec + 1), as the hardware rounds
+    q = max(top - (prec - 1), f.emin - (prec - 1))
     flags, up = 0, False
     if q > e:
         sh = q - e
@@ -164,6 +166,9 @@ def round_to(f: Fmt, sign: int, m: int, e: int, rc: int, prec: int | None = None
         flags |= UE
     if kept == 0:
         return 0, 0, flags, False
+    if kept.bit_length() > prec:  # rounding carried into a new leading bit: drop a zero bit
+        kept >>= 1
+        q += 1
     top2 = q + kept.bit_length() - 1
     if top2 > f.emax:
         flags |= OE | PE
@@ -200,15 +205,15 @@ def exact_zero_sign(rc: int) -> int:
 
 
 def pick_nan(x: Val, y: Val) -> tuple[int, int]:
-    """x87 NaN propagation: the NaN operand, or of two NaNs the larger significand, quieted."""
+    """x87 NaN propagation (Intel SDM table 4-7): the NaN operand; of a signalling and a quiet
+    NaN the quiet one; of two of a kind the larger significand; all quieted."""
+    if x.kind == NAN and y.kind == NAN and x.snan != y.snan:
+        return quiet(y if x.snan else x)
     if x.kind == NAN and y.kind == NAN:
         mx, my = x.raw[1] & ~QUIET_BIT & ~INT_BIT, y.raw[1] & ~QUIET_BIT & ~INT_BIT
         if mx != my:
             return quiet(x if mx > my else y)
-        # equal significands: the quiet one if only one is, else the one with the positive sign
-        if x.snan != y.snan:
-            return quiet(y if x.snan else x)
-        return quiet(x if x.sign <= y.sign else y)
+        return quiet(x if x.sign <= y.sign else y)  # equal significands: the positive one
     return quiet(x if x.kind == NAN else y)
 
 
@@ -355,9 +360,9 @@ class Fpu:
     def flag(self, bits: int) -> None:
         self.sw |= bits
 
-    def push(self, raw: tuple[int, int]) -> None:
+    def push(self, raw: tuple[int, int], underflow: bool = False) -> None:
         self.top = (self.top - 1) & 7
-        if not self.tag >> self.top & 1:  # stack overflow: the indefinite replaces the value
+        if not self.tag >> self.top & 1 and not underflow:  # overflow: the indefinite instead
             self.flag(IE | SF | C1)
             raw = INDEFINITE
         self.set_raw(0, raw)
@@ -443,17 +448,25 @@ def const_value(idx: int, rc: int) -> tuple[tuple[int, int], int]:
     sign, m, e = CONSTS[idx]
     if m == 0:
         return (0, 0), 0
-    raw, flags = round80(sign, m, e, rc)
-    return raw, flags & C1  # the constants are not "inexact"
+    raw, _ = round80(sign, m, e, rc)
+    return raw, 0  # the hardware reports neither inexact nor C1 for its constants
 
 
 # --- the helpers --------------------------------------------------------------------------------
 def h_fld(env, kind: int, lo: int, hi: int) -> None:
     """Push a value: f32/f64/f80 bits, a sign-extended integer, a constant, or ST(lo)."""
     f = _start(env)
+    if kind == K_ST and f.empty(lo & 7):  # reported as the underflow it is (C1 = 0)
+        f.flag(IE | SF)
+        f.push(INDEFINITE, underflow=True)
+        f.done()
+        return
+    if not f.tag >> ((f.top - 1) & 7) & 1:  # overflow: the operand is not even looked at
+        f.push(INDEFINITE)
+        f.done()
+        return
     if kind == K_ST:
-        v = f.read(lo & 7)
-        raw = INDEFINITE if v is None else f.raw(lo & 7)
+        raw = f.raw(lo & 7)
     elif kind == K_CONST:
         raw, fl = const_value(lo, f.rc)
         f.flag(fl)
@@ -567,7 +580,7 @@ def _binary(f: Fpu, op: str, x: Val, y: Val) -> tuple[tuple[int, int], int]:
         raw, fl = _mul(x, y, rc, prec)
     else:
         raw, fl = _div(x, y, rc, prec)
-    if fl & IE:
+    if fl & (IE | ZE):  # the hardware reports no denormal operand for 0/0 or x/0
         flags &= ~DE
     return raw, flags | fl
 
@@ -624,15 +637,19 @@ def h_fcom(env, kind: int, val: int, pops: int, unordered: int) -> None:
     f = _start(env)
     x = f.read(0)
     y = f.read(val & 7) if kind == K_ST else mem_operand(kind, val)
-    f.sw = (f.sw & ~(C0 | C2 | C3)) | _compare(f, x, y, bool(unordered))
+    c = _compare(f, x, y, bool(unordered))  # may raise flags: before reading f.sw
+    f.sw = (f.sw & ~(C0 | C2 | C3)) | c
     for _ in range(pops):
         f.pop()
     f.done()
 
 
 def h_fcomi(env, i: int, pop: int, unordered: int) -> tuple[int, int, int]:
-    """fcomi/fucomi(p): the relation of ST(0) and ST(i) as (zf, pf, cf)."""
-    f = _start(env)
+    """fcomi/fucomi(p): the relation of ST(0) and ST(i) as (zf, pf, cf). C1 changes only on a
+    stack underflow (P6 behaviour, seen on current CPUs too)."""
+    f = Fpu(env)
+    if f.empty(0) or f.empty(i & 7):
+        f.sw &= ~C1
     c = _compare(f, f.read(0), f.read(i & 7), bool(unordered))
     if pop:
         f.pop()
@@ -684,7 +701,8 @@ def h_unary(env, op: int) -> None:
         return
     x = f.read(0)
     if name == "ftst":
-        f.sw = (f.sw & ~(C0 | C2 | C3)) | _compare(f, x, Val(ZERO, 0), False)
+        c = _compare(f, x, Val(ZERO, 0), False)
+        f.sw = (f.sw & ~(C0 | C2 | C3)) | c
         f.done()
         return
     if x is None:
@@ -740,7 +758,7 @@ def h_fxch(env, i: int) -> None:
 
 
 def h_ffree(env, i: int, pop: int) -> None:
-    f = Fpu(env)
+    f = _start(env)
     f.tag |= 1 << f.phys(i & 7)
     if pop:
         f.pop()
@@ -755,14 +773,15 @@ def h_fstp_top(env, delta: int) -> None:
 
 
 def h_fcmov(env, i: int, cond: int) -> None:
-    f = _start(env)
-    if cond:
-        if f.empty(i & 7):
-            f.flag(IE | SF)
-            raw = INDEFINITE
-        else:
-            raw = f.raw(i & 7)
-        f.set_raw(0, raw)
+    """ST(0) = ST(i) if cond. Either register empty is a stack underflow whatever cond says (the
+    indefinite lands in ST(0)); C1 is left alone otherwise (observed on hardware)."""
+    f = Fpu(env)
+    if f.empty(0) or f.empty(i & 7):
+        f.sw &= ~C1
+        f.flag(IE | SF)
+        f.set_raw(0, INDEFINITE)
+    elif cond:
+        f.set_raw(0, f.raw(i & 7))
     f.done()
 
 

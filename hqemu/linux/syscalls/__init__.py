@@ -11,8 +11,10 @@ and GuestSignal end the guest. Unknown numbers give -ENOSYS and are counted, nev
     True
 
 Handler modules by area: fd.py (descriptor I/O), fs.py (paths, stat), mm.py (memory),
-proc.py (process, identity, limits), futex.py, signals.py, clock.py; structs.py packs kernel
-structs in the guest ISA's layout; strace.py formats -strace lines.
+proc.py (process, identity, limits), futex.py, signals.py, clock.py. Support: abi.py (constants,
+argument decoding, open-flag translation), structs.py (kernel structs in the guest ISA's
+layout), uaccess.py (checked guest memory access), host.py (libc calls os lacks), state.py
+(signal actions, mask, limits kept in env.extra["linux"]), strace.py (-strace lines).
 """
 
 from __future__ import annotations
