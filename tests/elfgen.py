@@ -49,6 +49,16 @@ def minimal() -> bytes:
     return bytes(out)
 
 
+def stack_probe() -> bytes:
+    """minimal() whose code writes a `ret` onto the stack and calls it before exit(42): it
+    exits 42 only if the stack is executable (else SIGSEGV)."""
+    # lea rax, [rsp-16]; mov byte [rax], 0xc3; call rax
+    code = bytes.fromhex("488d4424f0c600c3ffd0") + EXIT42
+    out = bytearray(minimal())
+    out[0x1000:0x1000 + len(code)] = code
+    return with_phdr(bytes(out), 1, p_filesz=len(code), p_memsz=len(code))
+
+
 def with_ehdr(data: bytes, **fields) -> bytes:
     vals = dict(zip(EHDR_FIELDS, EHDR.unpack_from(data, 0)))
     vals.update(fields)

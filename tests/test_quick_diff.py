@@ -14,7 +14,7 @@ from test_quick_fakes import FakeEnv
 
 from hqemu.errors import GuestSignal
 from hqemu.frontends.x86_64.cpu import LAYOUT
-from hqemu.ir import I1, I8, I64, OPS, Builder, Const, Op
+from hqemu.ir import I1, I8, I16, I32, I64, OPS, Builder, Const, Op, Unit
 from hqemu.ir.interp import run_block
 from hqemu.ir.text import format_unit
 from hqemu.ir.verify import verify
@@ -74,11 +74,11 @@ def test_every_op_has_a_template():
 @pytest.mark.parametrize("seed", range(4))
 def test_random_units_match_the_interpreter(seed):
     rng = random.Random(1000 + seed)
-    for _ in range(60):
+    for i in range(60):
         unit = random_unit(rng, LAYOUT, mem=MEM, n_ops=rng.randint(5, 40))
         verify(unit)
         ref, env = _envs(rng)
-        _check(unit, ref, env, compile_unit(unit, env, loop_iters=0))
+        _check(unit, ref, env, compile_unit(unit, env, loop_iters=0, check_bounds=bool(i % 2)))
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -133,4 +133,75 @@ def test_focused_units_match_the_interpreter(focus, observe):
             _observe_all(unit)
             verify(unit)
         ref, env = _envs(rng)
-        _check(unit, ref, env, compile_unit(unit, env, loop_iters=0))
+        _check(unit, ref, env, compile_unit(unit, env, loop_iters=0, check_bounds=observe))
+
+
+def _narrow_unit(rng: random.Random):
+    """A unit whose values have known-zero high bits (masks, shifts, narrowing, 0/1 flags) fed
+    to ops whose masks the generator drops when it can prove them useless."""
+    unit = Unit("x86_64", LAYOUT)
+    b = Builder(unit, unit.new_block(0x500000))
+    b.insn(0x500000, 4)
+    gprs = ("rax", "rcx", "rdx", "rbx", "rsi", "rdi")
+    pool = [b.get(r) for r in gprs[:3]]
+    tys = (I1, I8, I16, I32, I64)
+
+    def pick(ty=None):
+        v = rng.choice(pool[-3:] if rng.random() < 0.7 else pool)  # mostly chains
+        if ty is not None and v.ty != ty:
+            v = b.trunc(v, ty) if v.ty.bits > ty.bits else b.zext(v, ty)
+        return v
+
+    for _ in range(rng.randint(4, 24)):
+        k = rng.randrange(13)
+        ty = rng.choice(tys[1:])
+        if k == 0:
+            mask = (1 << rng.randint(1, ty.bits)) - 1
+            v = b.and_(pick(ty), Const(mask if rng.random() < 0.5 else rng.getrandbits(ty.bits) & mask, ty))
+        elif k == 1:
+            v = b.shr(pick(ty), Const(rng.randrange(ty.bits), ty))
+        elif k == 2:
+            v = b.sar(pick(ty), Const(rng.randrange(ty.bits), ty))
+        elif k == 3:
+            v = b.emit(rng.choice(("add", "sub", "mul", "or", "xor")), (ty,), (pick(ty), pick(ty))).outs[0]
+        elif k == 4:
+            v = b.shl(pick(ty), Const(rng.randrange(ty.bits), ty))
+        elif k == 5:
+            src = rng.choice(tys)
+            v = b.sext(pick(src), rng.choice([t for t in tys if t.bits >= src.bits]))
+        elif k == 6:
+            v = b.setcond(rng.choice(("lt", "le", "gt", "ge", "ltu", "eq")), pick(ty), pick(ty))
+        elif k == 7:  # the flag shapes: a flag tested for zero, and that tested again
+            c = pick(I1) if rng.random() < 0.5 else b.setcond("ne", pick(ty), Const(0, ty))
+            v = b.setcond("eq", b.setcond("eq", c, Const(0, I1)), Const(0, I1))
+        elif k == 8:
+            v = b.select(pick(I1), pick(ty), pick(ty))
+        elif k == 9:
+            v = rng.choice((b.clz, b.popcnt, b.parity))(pick(ty))
+        elif k == 10:
+            v = b.urem(pick(ty), b.or_(pick(ty), Const(1, ty)))
+        elif k == 11:  # a narrow sum widened and shifted to its edge: only some of its bits matter
+            src = rng.choice((I8, I16, I32))
+            wide = rng.choice([t for t in (I16, I32, I64) if t.bits > src.bits])
+            z = b.zext(b.emit(rng.choice(("add", "sub")), (src,), (pick(src), pick(src))).outs[0], wide)
+            v = b.shl(z, Const(wide.bits - src.bits + rng.choice((-1, 0, 1)), wide))
+        else:  # identities on a fresh sum or difference, which may be held unreduced
+            name = rng.choice(("add", "sub", "neg"))
+            s = b.emit(name, (ty,), (pick(ty),) if name == "neg" else (pick(ty), pick(ty)))
+            v = b.emit(rng.choice(("xor", "or", "sub", "shl")), (ty,), (s.outs[0], Const(0, ty))).outs[0]
+        pool.append(v)
+    for i, v in enumerate(pool[-6:]):
+        b.put(gprs[i], b.zext(v, I64))
+    b.exit("jump", 0x500004)
+    return unit
+
+
+def test_narrow_values_match_the_interpreter():
+    rng = random.Random(77)
+    for i in range(150):
+        unit = _narrow_unit(rng)
+        if i % 2:
+            _observe_all(unit)
+        verify(unit)
+        ref, env = _envs(rng)
+        _check(unit, ref, env, compile_unit(unit, env, loop_iters=0, check_bounds=True))

@@ -7,7 +7,7 @@ the reference interpreter's.
 from __future__ import annotations
 
 import pytest
-from test_quick_fakes import PAGE, R, FakeEnv
+from test_quick_fakes import PAGE, FakeEnv, R
 
 from hqemu.errors import GuestFault, GuestSignal
 from hqemu.frontends.x86_64.cpu import LAYOUT

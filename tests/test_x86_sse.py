@@ -37,7 +37,7 @@ from capstone import CS_ARCH_X86, CS_MODE_64, Cs  # noqa: E402
 
 FUZZ = os.environ.get("HQEMU_FUZZ") == "1"
 CASES = 400 if FUZZ else 4  # random inputs per encoding
-SEED = 0x5EED
+SEED = os.environ.get("HQEMU_SEED", "0x5EED")  # another value explores other inputs
 
 KNOWN_DIFFS = {
     "mxcsr_flags": 0x3F,  # exception status bits: not modelled (fp.py says so)
@@ -116,9 +116,7 @@ class State:
     fpu_tag: int = 0xFF  # bit i: physical register i empty
 
 
-def run_hqemu(code: bytes, s: State) -> tuple[tuple[str, int], State]:
-    from hqemu.ir.interp import run_block
-
+def _cpu_from(s: State) -> X86State:
     cpu = X86State()
     for r, v in s.gpr.items():
         setattr(cpu, r, v)
@@ -132,16 +130,68 @@ def run_hqemu(code: bytes, s: State) -> tuple[tuple[str, int], State]:
         getattr(cpu, f"st{i}")[0] = mant
         getattr(cpu, f"st{i}")[1] = se
     cpu.fpu_top, cpu.fpu_cw, cpu.fpu_sw, cpu.fpu_tag = s.fpu_top, s.fpu_cw, s.fpu_sw, s.fpu_tag
-    env = SimpleNamespace(cpu=cpu, state=memoryview(cpu).cast("B").cast("Q"), mem=FlatMem(s.mem))
-    ex = run_block(lift(code), env)
-    out = State(
+    return cpu
+
+
+def _state_of(cpu: X86State, mem: bytes) -> State:
+    return State(
         gpr={r: getattr(cpu, r) for r in GPRS},
         xmm=[getattr(cpu, f"xmm{i}")[0] | getattr(cpu, f"xmm{i}")[1] << 64 for i in range(16)],
         flags={f: getattr(cpu, f) for f in FLAG_BITS},
-        mxcsr=cpu.mxcsr, mem=bytes(env.mem.buf),
+        mxcsr=cpu.mxcsr, mem=mem,
         st=[(getattr(cpu, f"st{i}")[0], getattr(cpu, f"st{i}")[1] & 0xFFFF) for i in range(8)],
         fpu_top=cpu.fpu_top, fpu_cw=cpu.fpu_cw, fpu_sw=cpu.fpu_sw, fpu_tag=cpu.fpu_tag)
+
+
+def run_hqemu(code: bytes, s: State) -> tuple[tuple[str, int], State]:
+    """Run the instruction with the reference interpreter and, when the quick tier is there, also
+    compiled by it: both must agree exactly (the interpreter's result is returned)."""
+    from hqemu.ir.interp import run_block
+
+    cpu = _cpu_from(s)
+    env = SimpleNamespace(cpu=cpu, state=memoryview(cpu).cast("B").cast("Q"), mem=FlatMem(s.mem))
+    ex = run_block(lift(code), env)
+    out = _state_of(cpu, bytes(env.mem.buf))
+    quick = run_quick(code, s)
+    if quick is not None:
+        qex, qout = quick
+        assert (qex, qout) == (ex, out), f"{code.hex()}: the quick tier disagrees with the interpreter: " \
+            f"{qex} vs {ex}; " + "; ".join(diff(qout, out)) + "".join(
+                f"; R{p} {qout.st[p]} vs {out.st[p]}" for p in range(8) if qout.st[p] != out.st[p])
     return ex, out
+
+
+_quick: dict[bytes, tuple] = {}
+QUICK = os.environ.get("HQEMU_NO_QUICK") != "1"
+
+
+def run_quick(code: bytes, s: State) -> tuple[tuple[str, int], State] | None:
+    """The same instruction compiled by the quick tier (compiled once per encoding over one
+    reusable fake env whose state and memory are refilled per case); None if unavailable."""
+    if not QUICK:
+        return None
+    try:
+        from test_quick_fakes import FakeEnv
+
+        from hqemu.errors import GuestSignal
+        from hqemu.quick import compile_unit
+        from hqemu.quick.codegen import SIGNALS
+    except ImportError:
+        return None
+    if code not in _quick:
+        env = FakeEnv.window(DATA, DATA_SIZE, s.mem, [0] * (ctypes.sizeof(X86State) // 8))
+        _quick[code] = (env, compile_unit(lift(code), env, loop_iters=0))
+    env, blk = _quick[code]
+    env.cpu_words = memoryview(_cpu_from(s)).cast("B").cast("Q")
+    env.state[:] = env.cpu_words
+    env.mem.buf[DATA:DATA + DATA_SIZE] = s.mem
+    try:
+        ex = ("jump", blk.fn())
+    except GuestSignal as e:
+        ex = ({v: k for k, v in SIGNALS.items()}[e.signo], e.pc)
+    except GuestFault:
+        return None  # the interpreter reports the same fault as an exception
+    return ex, _state_of(env.cpu, bytes(env.mem.buf[DATA:DATA + DATA_SIZE]))
 
 
 # --- running it under Unicorn ------------------------------------------------------------------

@@ -11,14 +11,18 @@ Without a usable host CPU the comparison falls back to Unicorn alone.
 Inputs: random stack contents (zeros, denormals, pseudo-denormals, unnormals, infinities,
 NaNs of both kinds and signs, extreme and ordinary exponents, integers and halfway values),
 random TOP and tags (so stack underflow and overflow happen), every rounding and precision
-control, random condition codes. HQEMU_FUZZ=1 raises CASES.
+control, random condition codes. HQEMU_FUZZ=1 raises CASES; HQEMU_SEED=... draws other inputs.
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 import struct
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from test_x86_sse import (
@@ -28,6 +32,7 @@ from test_x86_sse import (
     FLAG_BITS,
     FUZZ,
     GPRS,
+    SEED,
     UNICORN_DEVIATIONS,
     State,
     check,
@@ -139,12 +144,12 @@ SINGLE = {  # fixed encodings
     "fldl2e": "d9ea", "fldpi": "d9eb", "fldlg2": "d9ec", "fldln2": "d9ed", "fldz": "d9ee",
     "fdecstp": "d9f6", "fincstp": "d9f7", "fsqrt": "d9fa", "frndint": "d9fc", "fscale": "d9fd",
     "fcompp": "ded9", "fucompp": "dae9", "fnstsw ax": "dfe0", "fninit": "dbe3", "fnclex": "dbe2",
-    "fnop": "d9d0", "fwait": "9b",
+    "fnop": "d9d0", "fwait": "9b", "fprem": "d9f8", "fprem1": "d9f5",
 }
 
 MEM_FORMS = [(f"{opc:x}/{r}", opc, r) for opc in (0xD8, 0xDC, 0xDA, 0xDE) for r in range(8)]
 MEM_FORMS += [(f"{opc:x}/{r}", opc, r) for opc, regs in
-              ((0xD9, (0, 2, 3, 5, 7)), (0xDD, (0, 1, 2, 3, 7)), (0xDB, (0, 1, 2, 3, 5, 7)),
+              ((0xD9, (0, 2, 3, 4, 5, 6, 7)), (0xDD, (0, 1, 2, 3, 4, 6, 7)), (0xDB, (0, 1, 2, 3, 5, 7)),
                (0xDF, (0, 1, 2, 3, 5, 7))) for r in regs]
 
 
@@ -189,7 +194,7 @@ def run_case(code: bytes, s: State) -> None:
 
 @pytest.mark.parametrize("name, opc, base", _reg_forms(), ids=[f[0] for f in _reg_forms()])
 def test_x87_reg_forms(name: str, opc: int, base: int) -> None:
-    rng = random.Random(f"x87-{name}")
+    rng = random.Random(f"{SEED}-x87-{name}")
     for _ in range(CASES):
         code = bytes([opc, base | rng.randrange(8)])
         run_case(code, x87_state(rng))
@@ -198,7 +203,7 @@ def test_x87_reg_forms(name: str, opc: int, base: int) -> None:
 
 @pytest.mark.parametrize("name", sorted(SINGLE))
 def test_x87_single(name: str) -> None:
-    rng = random.Random(f"x87-{name}")
+    rng = random.Random(f"{SEED}-x87-{name}")
     code = bytes.fromhex(SINGLE[name])
     for _ in range(CASES):
         run_case(code, x87_state(rng))
@@ -207,13 +212,23 @@ def test_x87_single(name: str) -> None:
 
 @pytest.mark.parametrize("name, opc, reg", MEM_FORMS, ids=[f[0] for f in MEM_FORMS])
 def test_x87_mem_forms(name: str, opc: int, reg: int) -> None:
-    rng = random.Random(f"x87m-{name}")
+    rng = random.Random(f"{SEED}-x87m-{name}")
     code = bytes([opc, reg << 3 | 6])  # [rsi]
     for _ in range(CASES):
         s = x87_state(rng)
         if (opc, reg) == (0xD9, 5):  # fldcw: keep every exception masked so the host cannot trap
             mem = bytearray(s.mem)
             mem[0x100:0x102] = struct.pack("<H", 0x7F | rng.choice([0, 2, 3]) << 8 | rng.randrange(4) << 10)
+            s.mem = bytes(mem)
+        elif (opc, reg) in ((0xD9, 4), (0xDD, 4)):  # fldenv/frstor: an image with every exception masked
+            mem = bytearray(s.mem)
+            img = x87_state(rng)
+            cw = 0x7F | rng.choice([0, 2, 3]) << 8 | rng.randrange(4) << 10
+            sw = img.fpu_sw | img.fpu_top << 11
+            tw = sum((3 if img.fpu_tag >> p & 1 else rng.randrange(3)) << (2 * p) for p in range(8))
+            mem[0x100:0x11C] = struct.pack("<7I", cw | 0xFFFF0000, sw, tw, 0, 0, 0, 0)
+            for i in range(8):
+                mem[0x11C + 10 * i:0x126 + 10 * i] = struct.pack("<QH", *img.st[i])
             s.mem = bytes(mem)
         run_case(code, s)
         CASE_COUNT[name] += 1
@@ -253,6 +268,71 @@ def test_helpers_registered_with_effects() -> None:
     for name in ("x87_fld", "x87_fst", "x87_arith", "x87_fcom", "x87_fcomi", "x87_unary"):
         h = HELPERS[name]
         assert h.reads_state and h.writes_state and not h.reads_mem and not h.writes_mem
+
+
+# --- a whole program: printf/strtold/long double arithmetic in glibc and musl ---------------------
+
+LONG_DOUBLE_C = r"""/* long double and double conversions and arithmetic: printf, strtold, x87 arithmetic */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static unsigned long long seed = 88172645463325252ULL;
+static unsigned long long rnd(void) { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed; }
+
+int main(void) {
+    static const char *strs[] = {
+        "0", "-0", "1", "0.1", "3.14159265358979323846264338327950288", "1e4932", "1.18973149535723176502e+4932",
+        "3.3621031431120935063e-4932", "3.6451995318824746025e-4951", "1e-4960", "-2.5e-4940", "0x1.8p3",
+        "0x1.fffffffffffffffep16383", "123456789012345678901234567890", "nan", "-inf", "inf", "1e-4951",
+        "0.3333333333333333333333333", "4.9406564584124654e-324", "2.2250738585072014e-308", "1.5", "2.5",
+        "-7.5e-3", "18446744073709551615", "9223372036854775808", "65504.00000001", "1e300", "1e-300"};
+    int n = sizeof strs / sizeof strs[0];
+    for (int i = 0; i < n; i++) {
+        long double x = strtold(strs[i], 0);
+        double d = strtod(strs[i], 0);
+        float f = strtof(strs[i], 0);
+        printf("%s: %.21Lg %La %Le | %.17g %a | %.9g\n", strs[i], x, x, x, d, d, (double)f);
+    }
+    long double acc = 1.0L;
+    for (int i = 0; i < 60; i++) {
+        long double a = (long double)(long long)rnd() / (long double)(rnd() | 1), b = (long double)(int)rnd();
+        volatile long double s = a + b, p = a * b, q = b != 0 ? a / b : 0, r = sqrtl(fabsl(a));
+        acc = acc * 1.0001L + s / (fabsl(p) + 1.0L);
+        if (i % 20 == 0)
+            printf("%d: %.20Le %.20Le %.20Le %.20Le %.20Lg\n", i, s, p, q, r, acc);
+        printf("%lld %lld %lld %.3Lf %.3Lf %d\n", (long long)a, llrintl(a), (long long)rintl(b / 7), fmodl(a, b ? b : 1),
+               remainderl(a, 3.0L), a < b);
+    }
+    for (int e = -16400; e < 16400; e += 997) {
+        long double x = ldexpl(1.2345L, e);
+        double d = (double)x; float f = (float)x;
+        printf("%d %Lg %.17g %.9g %d\n", e, x, d, (double)f, (int)(x > 1.0L));
+    }
+    unsigned long long u = 0xFFFFFFFFFFFFFFFFULL;
+    long double lu = u;
+    printf("%Lf %llu %llu\n", lu, (unsigned long long)lu, (unsigned long long)(lu / 3));
+    printf("%.30Lf\n%.0Lf\n%Lg\n", 1.0L / 3, 1e30L, 1e-30L);
+    return 0;
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cc", ["gcc", "musl-gcc"])
+def test_long_double_program_matches_native(cc: str, tmp_path: Path) -> None:
+    """printf("%Lf")/strtold/fmodl/remainderl/ldexpl/llrintl and x87 arithmetic: hqemu's output
+    must be byte-identical to the native run's (the oracle), for glibc and for musl."""
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} is not installed")
+    (tmp_path / "ld.c").write_text(LONG_DOUBLE_C)
+    exe = tmp_path / "ld"
+    subprocess.run([cc, "-static", "-O2", "-o", str(exe), str(tmp_path / "ld.c"), "-lm"], check=True)
+    want = subprocess.run([str(exe)], capture_output=True, timeout=60)
+    got = subprocess.run([sys.executable, "-m", "hqemu", str(exe)], capture_output=True, timeout=600,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert got.returncode == want.returncode, got.stderr.decode()[-2000:]
+    assert got.stdout == want.stdout
 
 
 def test_report_x87_case_counts() -> None:

@@ -74,6 +74,8 @@ class State:
     regs: list[int]  # the 16 GPRs in encoding order (cpu.GPRS)
     flags: dict[str, int]  # cf pf af zf sf of df, 0/1
     data: bytes  # DATA_SIZE bytes at DATA
+    fs_base: int = 0
+    gs_base: int = 0
 
     @classmethod
     def random(cls, rng: random.Random) -> State:
@@ -135,7 +137,8 @@ class _Unicorn:
         for r, v in zip(_UC_GPR, st.regs):
             uc.reg_write(r, v)
         uc.reg_write(U.UC_X86_REG_EFLAGS, st.eflags())
-        uc.reg_write(U.UC_X86_REG_FS_BASE, 0)
+        uc.reg_write(U.UC_X86_REG_FS_BASE, st.fs_base)
+        uc.reg_write(U.UC_X86_REG_GS_BASE, st.gs_base)
         self.vector = None
         try:
             uc.emu_start(CODE, until if until is not None else M64, count=count)
@@ -211,6 +214,7 @@ def make_env(code: bytes, st: State) -> SimpleNamespace:
         env.state[_IDX[name]] = v
     for f, v in st.flags.items():
         env.state[_IDX[f]] = v
+    cpu.fs_base, cpu.gs_base = st.fs_base, st.gs_base
     code_page = bytearray(CODE_SIZE)
     code_page[:len(code)] = code
     env.mem = FakeMemory({CODE: code_page, DATA: bytearray(st.data)})

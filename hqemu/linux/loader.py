@@ -1,8 +1,8 @@
 """The ELF loader: maps a static Linux executable into guest memory and builds its first stack.
 
-Every malformed input becomes one HqemuError line ("hqemu: PATH: what is wrong"): the file is
-checked byte range by byte range before pyelftools parses a structure, so no parser exception
-(and no traceback) can reach the user.
+Every malformed input becomes one HqemuError, "PATH: what is wrong" (the CLI prints it after
+"hqemu: "): the file is checked byte range by byte range before pyelftools parses a structure,
+so no parser exception (and no traceback) can reach the user.
 
     >>> fe = loader.probe("./a.out")                      # checks the header, picks the frontend
     >>> env = Env(params, fe, GuestMemory(params.guest_space), log)
@@ -57,7 +57,7 @@ class LoadedImage:
     brk: int  # first heap byte (page aligned, right after the highest segment)
     stack_top: int  # end of the stack mapping
     stack_size: int  # bytes mapped below stack_top
-    exec_stack: bool  # PT_GNU_STACK asked for an executable stack (or there was none)
+    exec_stack: bool  # PT_GNU_STACK asked for an executable stack
     auxv: list[tuple[int, int]] = field(default_factory=list)  # as written on the stack, AT_NULL last
 
 
@@ -90,7 +90,7 @@ class _Elf:
 
 
 def _err(path: str, what: str) -> HqemuError:
-    return HqemuError(f"hqemu: {path}: {what}")
+    return HqemuError(f"{path}: {what}")
 
 
 def _open(path: str) -> _pymmap.mmap | bytes:
@@ -160,7 +160,7 @@ def _parse(path: str, data) -> _Elf:
 
     loads: list[_Seg] = []
     pt_phdr = None
-    exec_stack = True  # no PT_GNU_STACK: Linux (and qemu) give an executable stack
+    exec_stack = False  # no PT_GNU_STACK: 64-bit Linux (since 5.8) keeps the stack non-executable
     for i, ph in enumerate(phs):
         if ph.p_type == "PT_INTERP":
             interp = "?"
@@ -221,7 +221,7 @@ def _layout(mem: GuestMemory, stack_size: int) -> tuple[int, int, int]:
     stack_top = mem.size - PAGE
     stack_size = max((stack_size + PAGE_MASK) & ~PAGE_MASK, 16 * PAGE)
     if stack_size > stack_top // 2:
-        raise HqemuError(f"hqemu: stack size 0x{stack_size:x} does not fit in the guest space "
+        raise HqemuError(f"stack size 0x{stack_size:x} does not fit in the guest space "
                          f"(0x{mem.size:x} bytes)")
     gap = min(max(stack_size + M.STACK_GUARD_GAP, M.MIN_STACK_GAP), mem.size // 2)
     return stack_top, stack_size, (stack_top - gap) & ~PAGE_MASK
@@ -350,7 +350,7 @@ def _build_stack(env: Env, fe: Frontend, image: LoadedImage, argv: list[str], en
     execfn = enc(image.path)
     strings = sum(map(len, args + envs)) + len(execfn)
     if strings + 8 * (len(args) + len(envs)) > size // 4:  # Linux: ARG_MAX is a quarter of the stack
-        raise HqemuError(f"hqemu: {image.path}: argument list too long")
+        raise HqemuError(f"{image.path}: argument list too long")
 
     p = top - 8
     p -= len(execfn)

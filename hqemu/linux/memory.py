@@ -108,13 +108,13 @@ class GuestMemory:
 
     def __init__(self, size: int, mmap_base: int | None = None):
         if size <= 0 or size & PAGE_MASK:
-            raise HqemuError(f"hqemu: guest space size 0x{size:x} is not a positive multiple of {PAGE}")
+            raise HqemuError(f"guest space size 0x{size:x} is not a positive multiple of {PAGE}")
         if resource.getpagesize() != PAGE:
-            raise HqemuError(f"hqemu: host page size {resource.getpagesize()} is not supported (4096 only)")
+            raise HqemuError(f"host page size {resource.getpagesize()} is not supported (4096 only)")
         try:
             self.base = hostmm.reserve(size)
         except OSError as e:
-            raise HqemuError(f"hqemu: cannot reserve 0x{size:x} bytes of address space for the guest: "
+            raise HqemuError(f"cannot reserve 0x{size:x} bytes of address space for the guest: "
                              f"{e.strerror}") from None
         self.size = size
         self.npages = size >> PAGE_SHIFT
@@ -138,11 +138,16 @@ class GuestMemory:
         """Give the reservation back. Nothing may use this memory (or its view) afterwards."""
         if self.view is None:
             return
-        self.view.release()
-        for v in (self._pt, self.fast_r, self.fast_w):
-            v.release()
+        for v in (self.view, self._pt, self.fast_r, self.fast_w):
+            try:
+                v.release()
+            except BufferError:  # someone still holds a buffer of it: the GC frees it later
+                pass
         for m in self._maps:
-            m.close()
+            try:
+                m.close()
+            except BufferError:
+                pass
         hostmm.unmap(self.base, self.size)
         self.view = None
 
@@ -172,13 +177,23 @@ class GuestMemory:
 
     def load(self, addr: int, n: int) -> int:
         """Little-endian unsigned load of n bytes; GuestFault if any byte is unreadable."""
-        self._check(addr, n, _READABLE, False)
+        # the usual slow-path caller stays inside one page: one table lookup instead of _check
+        if not (0 <= addr < self.size and (addr & PAGE_MASK) + n <= PAGE
+                and _READABLE[self._pt[addr >> PAGE_SHIFT]]):
+            self._check(addr, n, _READABLE, False)
         return int.from_bytes(self.view[addr:addr + n], "little")
 
     def store(self, addr: int, n: int, value: int) -> None:
-        self._check(addr, n, _WRITABLE, True)
+        if 0 <= addr < self.size and (addr & PAGE_MASK) + n <= PAGE:
+            v = self._pt[addr >> PAGE_SHIFT]
+            if not v & PROT_WRITE:
+                raise GuestFault(addr, True)
+            code = v & _CODE
+        else:
+            self._check(addr, n, _WRITABLE, True)
+            code = self._code_hit(addr, n)
         self.view[addr:addr + n] = (value & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
-        if self.on_code_write is not None and self._code_hit(addr, n):
+        if code and self.on_code_write is not None:
             self.on_code_write(addr, n)
 
     def read(self, addr: int, n: int) -> bytes:

@@ -11,7 +11,7 @@
 #include "guest.h"
 
 #define SLOTS 256
-#define OPS 3000
+#define OPS 2000
 
 struct slot { unsigned char *p; size_t n; uint32_t tag; };
 static struct slot slots[SLOTS];
@@ -19,26 +19,21 @@ static unsigned long errors, checks;
 
 static unsigned char pat(uint32_t tag, size_t i) { return (unsigned char)(tag * 31 + i * 7 + (i >> 8)); }
 
-/* The bytes that carry the pattern: the first 16, then one per 23 bytes up to 4 KiB, then
+/* The bytes that carry the pattern: the first 16, then one per 23 bytes up to 1 KiB, then
  * one per 4093 (prime steps, so a block moved by a wrong offset shows). The set does not
  * depend on the block size, so a block shrunk or grown by realloc keeps its checked bytes.
  * Writing every byte would cost the quick tier hundreds of millions of instructions. */
-static size_t next(size_t i)
-{
-    if (i < 15) return i + 1;
-    if (i < 4096 - 23) return (i / 23 + 1) * 23;
-    return (i / 4093 + 1) * 4093;
-}
+#define NEXT(i) ((i) += (i) < 16 ? 1 : (i) < 1024 ? 23 : 4093)
 
 static void put(struct slot *s)
 {
-    for (size_t i = 0; i < s->n; i = next(i))
+    for (size_t i = 0; i < s->n; NEXT(i))
         s->p[i] = pat(s->tag, i);
 }
 
 static void check(const struct slot *s, size_t n, const char *what)
 {
-    for (size_t i = 0; i < n; i = next(i)) {
+    for (size_t i = 0; i < n; NEXT(i)) {
         checks++;
         if (s->p[i] != pat(s->tag, i)) {
             if (errors++ < 10)
@@ -106,13 +101,14 @@ static void zeroing(void)
 {
     unsigned long nonzero = 0;
     for (int round = 0; round < 20; round++) {
-        size_t n = round % 4 == 3 ? 400000 + round * 1000 : 24 + round * 40;
+        size_t n = round % 8 == 7 ? 300000 + round * 1000 : 24 + round * 40;
         unsigned char *d = malloc(n);
-        memset(d, 0xa5, n);
+        for (size_t i = 0; i < n; NEXT(i))
+            d[i] = 0xa5;
         __asm__ volatile("" : : "r"(d) : "memory");  /* keep the dirtying stores */
         free(d);
         unsigned char *z = calloc(n / 8, 8);
-        for (size_t i = 0; i < n / 8 * 8; i = next(i))
+        for (size_t i = 0; i < n / 8 * 8; NEXT(i))
             nonzero += z[i] != 0;
         free(z);
     }

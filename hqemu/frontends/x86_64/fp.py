@@ -10,7 +10,8 @@ operation is one line.
 Rounding: the IR's float ops round to nearest-even, and cvtsd2si-style conversions use
 round-to-nearest-even too; MXCSR.RC other than nearest, DAZ/FTZ and the MXCSR exception flags
 are not modelled yet (ldmxcsr/stmxcsr keep the register value so software sees what it
-wrote). NaN results follow the host's SSE rules, which on an x86-64 host are the guest's.
+wrote). A NaN first operand is returned quieted, explicitly; a single NaN operand and the
+default NaN of an invalid operation come from the host, which on an x86-64 host is the guest.
 """
 
 from __future__ import annotations
@@ -44,9 +45,18 @@ def ibits(b: Builder, f: Value) -> Temp:
 LaneOp = Callable[[Builder, Value, Value, Ty], Value]
 
 
+QUIET_BIT = {32: 1 << 22, 64: 1 << 51}
+
+
 def _arith(name: str) -> LaneOp:
+    # SSE returns the first operand, quieted, whenever it is a NaN. The IR leaves the choice
+    # between two NaN operands to the host (CPython computes a * b as b * a, and optimizers may
+    # commute), so that case is made explicit; one NaN operand or an invalid operation give
+    # the same bits everywhere.
     def op(b: Builder, x: Value, y: Value, fty: Ty) -> Value:
-        return ibits(b, b.emit(name, (fty,), (fbits(b, x, fty), fbits(b, y, fty))).outs[0])
+        xf = fbits(b, x, fty)
+        r = ibits(b, b.emit(name, (fty,), (xf, fbits(b, y, fty))).outs[0])
+        return b.select(b.fcmp("uno", xf, xf), b.or_(x, b.c(QUIET_BIT[fty.bits], x.ty)), r)
 
     return op
 

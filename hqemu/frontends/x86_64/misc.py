@@ -7,7 +7,7 @@ LZCNT (ABM) and BMI1 are kept off on purpose (POLICY_OFF): without them `rep bsf
 gcc emits for __builtin_ctz, is the plain bsf that old CPUs execute, and glibc keeps its
 SSE2 string functions.
 
-    >>> cpuid(0, 0)[1:]                 # ebx, ecx, edx of leaf 0: "AuthenticAMD"
+    >>> cpuid(0, 0)                     # (7, ebx, ecx, edx): vendor "AuthenticAMD" in ebx:edx:ecx
     >>> has_feature("cx16")             # True once cmpxchg16b has a lifter
     >>> hwcap()                         # AT_HWCAP: CPUID.1:EDX
 
@@ -168,7 +168,7 @@ def lift_movx(ctx: Ctx) -> None:
 @lifter("lea")
 def lift_lea(ctx: Ctx) -> None:
     dst, src = _ops(ctx)
-    addr = ea(ctx, src)
+    addr = ea(ctx, src, segment=False)  # lea ignores segment overrides
     write_op(ctx, dst, ctx.b.trunc(addr, ity(dst.size * 8)))
 
 

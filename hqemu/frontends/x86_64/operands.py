@@ -96,8 +96,9 @@ def write_reg(ctx: Ctx, name: str, v: Value) -> None:
         b.put(g, b.or_(kept, new))
 
 
-def ea(ctx: Ctx, op) -> Temp:
-    """Effective (guest virtual) address of a memory operand, with fs/gs bases applied."""
+def ea(ctx: Ctx, op, segment: bool = True) -> Temp:
+    """Effective (guest virtual) address of a memory operand, with fs/gs bases applied
+    (segment=False: without them, as lea computes it)."""
     b, insn, m = ctx.b, ctx.insn, op.mem
     addr: Value | None = None
     if m.base in (X.X86_REG_RIP, X.X86_REG_EIP):  # eip: rip-relative with a 0x67 prefix
@@ -114,12 +115,12 @@ def ea(ctx: Ctx, op) -> Temp:
             addr = b.c(m.disp, I64)
         elif m.disp:
             addr = b.add(addr, b.c(m.disp, I64))
-    if m.segment == X.X86_REG_FS:
-        addr = b.add(addr, b.get("fs_base"))
-    elif m.segment == X.X86_REG_GS:
-        addr = b.add(addr, b.get("gs_base"))
-    if insn.addr_size == 4:  # 0x67 prefix: 32-bit address arithmetic
+    if insn.addr_size == 4:  # 0x67 prefix: 32-bit address arithmetic (the segment base is added after)
         addr = b.zext(b.trunc(addr, I32), I64)
+    if segment and m.segment == X.X86_REG_FS:
+        addr = b.add(addr, b.get("fs_base"))
+    elif segment and m.segment == X.X86_REG_GS:
+        addr = b.add(addr, b.get("gs_base"))
     return addr if isinstance(addr, Temp) else b.mov(addr)
 
 

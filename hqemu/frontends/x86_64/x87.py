@@ -9,8 +9,8 @@ x87_helpers.py. The control word, fnstsw, fninit and fnclex are plain IR on the 
     >>> fld qword ptr [rdi]   ->  %1:i64 = ld %0 ; call x87_fld, 0x1:i64, %1, 0x0:i64
     >>> faddp st(1)           ->  call x87_arith, 0x0:i64, 0x1:i64, 0x5:i64, 0x0:i64, 0x1:i64
 
-Not implemented yet (SIGILL): fldenv/fnstenv/frstor/fnsave, fbld/fbstp and the
-transcendental and remainder instructions (fsin, fprem, fyl2x, fxtract, ...).
+Not implemented yet (SIGILL): the 16-bit (0x66) environment layouts, fbld/fbstp, fxsave/fxrstor
+and the transcendental instructions (fsin, fptan, fyl2x, f2xm1, fxtract, ...).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ GROUP = ("add", "mul", "com", "comp", "sub", "subr", "div", "divr")
 GROUP_STI = ("add", "mul", "com", "comp", "subr", "sub", "divr", "div")
 CONST_ORDER = {0xE8: 0, 0xE9: 1, 0xEA: 2, 0xEB: 3, 0xEC: 4, 0xED: 5, 0xEE: 6}  # fld1 .. fldz
 UNARY_D9 = {0xE0: "fchs", 0xE1: "fabs", 0xE4: "ftst", 0xE5: "fxam", 0xFA: "fsqrt", 0xFC: "frndint",
-            0xFD: "fscale"}
+            0xFD: "fscale", 0xF8: "fprem", 0xF5: "fprem1"}
 FCMOV = {  # (opcode, reg field) -> the condition on the flags
     (0xDA, 0): ("cf",), (0xDA, 1): ("zf",), (0xDA, 2): ("cf", "zf"), (0xDA, 3): ("pf",),
     (0xDB, 0): ("!cf",), (0xDB, 1): ("!zf",), (0xDB, 2): ("!cf", "!zf"), (0xDB, 3): ("!pf",),
@@ -127,11 +127,20 @@ def _lift_mem(ctx: Ctx, opc: int, reg: int) -> bool:
         b.st(_mem(ctx), b.trunc(b.get("fpu_cw"), I16))
     elif (opc, reg) == (0xDD, 7):  # fnstsw m16
         b.st(_mem(ctx), _status_word(ctx))
+    elif (opc, reg) in _ENV_FORMS:
+        if 0x66 in ctx.insn.prefix:  # the 14-byte 16-bit layout is not implemented
+            return False
+        helper, flag = _ENV_FORMS[(opc, reg)]
+        call(ctx, helper, _mem(ctx), flag)
     else:
         return False
     return True
 
 
+_ENV_FORMS = {  # (opcode, reg) -> (helper, registers too)
+    (0xD9, 6): ("x87_fnstenv", 0), (0xDD, 6): ("x87_fnstenv", 1),
+    (0xD9, 4): ("x87_fldenv", 0), (0xDD, 4): ("x87_fldenv", 1),
+}
 _MEM_LOADS = {  # (opcode, reg) -> (kind, integer bytes)
     (0xD9, 0): (H.K_F32, 0), (0xDD, 0): (H.K_F64, 0), (0xDB, 5): (H.K_F80, 0),
     (0xDF, 0): (H.K_INT, 2), (0xDB, 0): (H.K_INT, 4), (0xDF, 5): (H.K_INT, 8),
@@ -243,7 +252,8 @@ MNEMONICS = (
     "fabs fadd faddp fchs fcmovb fcmovbe fcmove fcmovnb fcmovnbe fcmovne fcmovnu fcmovu fcom fcomi "
     "fcomp fcompi fcompp fdecstp fdisi8087_nop fdiv fdivp fdivr fdivrp feni8087_nop ffree ffreep fiadd "
     "ficom ficomp fidiv fidivr fild fimul fincstp fist fistp fisttp fisub fisubr fld fld1 fldcw fldl2e "
-    "fldl2t fldlg2 fldln2 fldpi fldz fmul fmulp fnclex fninit fnop fnstcw fnstsw frndint fscale "
+    "fldl2t fldlg2 fldln2 fldpi fldz fmul fmulp fnclex fninit fnop fnstcw fnstsw fprem fprem1 frndint fscale "
+    "fnstenv fldenv fnsave frstor "
     "fsetpm fsqrt fst fstp fstpnce fsub fsubp fsubr fsubrp ftst fucom fucomi fucomp fucompi fucompp "
     "fxam fxch"
 ).split()

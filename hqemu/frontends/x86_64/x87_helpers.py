@@ -677,6 +677,43 @@ def _fscale(f: Fpu, x: Val, y: Val) -> tuple[tuple[int, int], int]:
     return raw, flags | fl
 
 
+def _fprem(x: Val, y: Val, ieee: bool) -> tuple[tuple[int, int], int, int | None]:
+    """fprem / fprem1 (ieee: quotient rounded to nearest even): (result, flags, C0-C3 bits).
+
+    An exponent difference D >= 64 only reduces partially (C2 = 1): by ST(1) * 2**s with s the
+    largest multiple of 32 not above D - 32 (Intel: "N between 32 and 63"; this is the choice
+    the hardware makes), so that a loop on C2 converges in steps of at least 32 bits.
+    """
+    if x.kind == BAD or y.kind == BAD:  # the invalid cases clear C2 only (cc None)
+        return INDEFINITE, IE, None
+    if x.kind == NAN or y.kind == NAN:
+        return pick_nan(x, y), IE if (x.snan or y.snan) else 0, None
+    if x.kind == INF or y.kind == ZERO:
+        return INDEFINITE, IE, None
+    flags = DE if (x.denormal or y.denormal) else 0
+    if x.kind == ZERO or y.kind == INF:
+        return (x.sign << 15 | (0x7FFF if x.kind == INF else 0), x.m if x.kind == FIN else 0) \
+            if x.kind != FIN else round80(x.sign, x.m, x.e, RN)[0], flags, 0
+    d = (x.e + x.m.bit_length()) - (y.e + y.m.bit_length())
+    e = min(x.e, y.e)
+    a, b = x.m << (x.e - e), y.m << (y.e - e)
+    if d >= 64:
+        s = (d - 32) // 32 * 32
+        q, r = divmod(a, b << s)
+        cc = C2
+    else:
+        q, r = divmod(a, b)
+        if ieee and (2 * r > b or (2 * r == b and q & 1)):
+            q += 1
+            r -= b
+        cc = (C0 if q & 4 else 0) | (C3 if q & 2 else 0) | (C1 if q & 1 else 0)
+    if r == 0:
+        return (x.sign << 15, 0), flags, cc
+    sign = x.sign ^ (r < 0)
+    raw, _ = round80(sign, abs(r), e, RN)  # exact: |r| < |y|
+    return raw, flags, cc
+
+
 def _fxam(f: Fpu) -> int:
     p = f.phys(0)
     w = ST_WORD[p]
@@ -692,7 +729,7 @@ def _fxam(f: Fpu) -> int:
 
 
 def h_unary(env, op: int) -> None:
-    """fchs fabs fsqrt frndint fscale ftst fxam, by index into UNARY."""
+    """fchs fabs fsqrt frndint fscale ftst fxam fprem fprem1, by index into UNARY."""
     f = _start(env)
     name = UNARY[op]
     if name == "fxam":
@@ -706,6 +743,8 @@ def h_unary(env, op: int) -> None:
         f.done()
         return
     if x is None:
+        if name in ("fprem", "fprem1"):
+            f.sw &= ~C2
         f.set_raw(0, INDEFINITE)
         f.done()
         return
@@ -717,6 +756,15 @@ def h_unary(env, op: int) -> None:
     elif x.kind == BAD:
         raw = INDEFINITE
         f.flag(IE)
+    elif name in ("fprem", "fprem1"):
+        y = f.read(1)
+        if y is None:
+            raw = INDEFINITE
+            f.sw &= ~C2
+        else:
+            raw, fl, cc = _fprem(x, y, name == "fprem1")
+            f.sw = (f.sw & ~C2) if cc is None else (f.sw & ~CC) | cc
+            f.flag(fl)
     elif x.kind == NAN and name != "fscale":
         raw = quiet(x)
         f.flag(IE if x.snan else 0)
@@ -742,7 +790,7 @@ def h_unary(env, op: int) -> None:
     f.done()
 
 
-UNARY = ("fchs", "fabs", "fsqrt", "frndint", "fscale", "ftst", "fxam")
+UNARY = ("fchs", "fabs", "fsqrt", "frndint", "fscale", "ftst", "fxam", "fprem", "fprem1")
 
 
 def h_fxch(env, i: int) -> None:
@@ -785,8 +833,74 @@ def h_fcmov(env, i: int, cond: int) -> None:
     f.done()
 
 
-def _reg(name: str, args: int, rets: int, impl, doc: str) -> None:
-    register(Helper(name, (I64,) * args, (I64,) * rets, reads_state=True, writes_state=True, doc=doc), impl)
+# --- the environment image (fnstenv/fldenv, fnsave/frstor), 32-bit protected-mode layout ---------
+ENV_SIZE = 28  # then, for fnsave/frstor, ST(0)..ST(7) at 10 bytes each: 108 bytes in all
+
+
+def _tag2(se: int, mant: int) -> int:
+    """The two-bit tag of a non-empty register: 0 valid, 1 zero, 2 special."""
+    exp = se & 0x7FFF
+    if exp == 0x7FFF:
+        return 2
+    if exp == 0:
+        return 1 if mant == 0 else 2
+    return 0 if mant & INT_BIT else 2
+
+
+def full_tag_word(f: Fpu) -> int:
+    tw = 0
+    for p in range(8):
+        w = ST_WORD[p]
+        t = 3 if f.tag >> p & 1 else _tag2(f.s[w + 1] & 0xFFFF, f.s[w])
+        tw |= t << (2 * p)
+    return tw
+
+
+def h_fnstenv(env, addr: int, save: int) -> None:
+    """fnstenv (save 0) / fnsave (save 1) to guest memory at addr. The instruction and operand
+    pointers are stored as 0, as the host CPU does for a state without unmasked exceptions."""
+    f = Fpu(env)
+    mem = env.mem
+    sw = f.sw | f.top << 11
+    words = (f.cw | 0xFFFF0000, sw | 0xFFFF0000, full_tag_word(f) | 0xFFFF0000, 0, 0, 0, 0xFFFF0000)
+    for k, v in enumerate(words):
+        mem.store(addr + 4 * k, 4, v)
+    if save:
+        for i in range(8):
+            se, mant = f.raw(i)
+            mem.store(addr + ENV_SIZE + 10 * i, 8, mant)
+            mem.store(addr + ENV_SIZE + 10 * i + 8, 2, se)
+        f.cw, f.sw, f.top, f.tag = 0x37F, 0, 0, 0xFF  # then fninit
+    else:
+        f.cw |= 0x3F  # fnstenv masks every exception after storing
+    env.state[CW_W] = f.cw
+    f.done()
+
+
+def h_fldenv(env, addr: int, restore: int) -> None:
+    """fldenv (restore 0) / frstor (restore 1) from guest memory at addr."""
+    f = Fpu(env)
+    mem = env.mem
+    cw = mem.load(addr, 2)
+    sw = mem.load(addr + 4, 2)
+    tw = mem.load(addr + 8, 2)
+    regs = []
+    if restore:
+        regs = [(mem.load(addr + ENV_SIZE + 10 * i + 8, 2), mem.load(addr + ENV_SIZE + 10 * i, 8))
+                for i in range(8)]
+    f.cw, f.sw, f.top = cw, sw & ~0x3800, sw >> 11 & 7
+    for i, raw in enumerate(regs):  # the image holds ST(i): physical register (TOP + i) & 7
+        p = (f.top + i) & 7
+        f.s[ST_WORD[p]] = raw[1]
+        f.s[ST_WORD[p] + 1] = raw[0]
+    f.tag = sum(1 << p for p in range(8) if (tw >> (2 * p)) & 3 == 3)
+    env.state[CW_W] = f.cw
+    f.done()
+
+
+def _reg(name: str, args: int, rets: int, impl, doc: str, **mem: bool) -> None:
+    register(Helper(name, (I64,) * args, (I64,) * rets, reads_state=True, writes_state=True, doc=doc, **mem),
+             impl)
 
 
 _reg("x87_fld", 3, 0, h_fld, "push (kind, lo, hi): f32/f64/f80 bits, an integer, a constant or ST(lo)")
@@ -794,11 +908,14 @@ _reg("x87_fst", 3, 2, h_fst, "store ST(0) as (kind, i, pop): returns (low, high)
 _reg("x87_arith", 5, 0, h_arith, "ST(dst) = ST(dst) op source: (op, dst, kind, val, pop)")
 _reg("x87_fcom", 4, 0, h_fcom, "C3 C2 C0 from comparing ST(0): (kind, val, pops, unordered)")
 _reg("x87_fcomi", 3, 3, h_fcomi, "(zf, pf, cf) from comparing ST(0) and ST(i): (i, pop, unordered)")
-_reg("x87_unary", 1, 0, h_unary, "fchs fabs fsqrt frndint fscale ftst fxam by index")
+_reg("x87_unary", 1, 0, h_unary, "fchs fabs fsqrt frndint fscale ftst fxam fprem fprem1 by index")
 _reg("x87_fxch", 1, 0, h_fxch, "swap ST(0) and ST(i)")
 _reg("x87_ffree", 2, 0, h_ffree, "mark ST(i) empty, then pop if asked")
 _reg("x87_fstp_top", 1, 0, h_fstp_top, "fincstp / fdecstp")
 _reg("x87_fcmov", 2, 0, h_fcmov, "ST(0) = ST(i) if cond")
+_reg("x87_fnstenv", 2, 0, h_fnstenv, "store the environment (and with save=1 the registers, then fninit)",
+     writes_mem=True)
+_reg("x87_fldenv", 2, 0, h_fldenv, "load the environment (and with restore=1 the registers)", reads_mem=True)
 
 __all__ = ["K_F32", "K_F64", "K_F80", "K_INT", "K_CONST", "K_ST", "S_I16", "S_I32", "S_I64", "S_T16",
            "S_T32", "S_T64", "OPS", "UNARY", "unpack80", "round_to", "Fpu", "EXT", "DBL", "SGL"]
