@@ -21,6 +21,9 @@ class Stats:
     unknown_syscalls: Counter = field(default_factory=Counter)  # syscall number -> calls (-ENOSYS)
     sigill: Counter = field(default_factory=Counter)  # mnemonic -> unsupported instruction hits
     code_invalidations: int = 0  # blocks dropped because guest code was written
+    native_guest_insns: int = 0  # guest instructions entered in native code (per guest block entered)
+    native_units: int = 0  # native units entered by the native dispatcher
+    native_returns: Counter = field(default_factory=Counter)  # why native code came back to Python
 
     def summary(self) -> list[str]:
         lines = [f"{k}: {v}" for k, v in vars(self).items() if not isinstance(v, Counter)]

@@ -39,7 +39,7 @@ from hqemu.ir import (
 )
 from hqemu.ir.text import format_unit
 from hqemu.ir.verify import verify
-from hqemu.native.loader import native
+from hqemu.native.loader import ExitInfo, native
 from workers.compile import compile_ir_unit, compile_unit_text, loop_state_accesses
 from workers.lower import LOWER, lower_unit
 
@@ -119,13 +119,14 @@ def call_native(co, env: TestEnv) -> tuple[str, int]:
     nc.env = env
     state = (ctypes.c_char * len(env.state.obj)).from_buffer(env.state.obj)
     mem = (ctypes.c_char * len(env.mem.data)).from_buffer(env.mem.data)
-    info = ctypes.c_uint64(len(EXIT_KINDS))
+    info = ExitInfo()
+    info[0] = len(EXIT_KINDS)
     try:
         membase = ctypes.addressof(mem) - env.mem.base
         pc = nc.call(addr, ctypes.addressof(state), membase, ctypes.addressof(info))
     finally:
         del state, mem  # release the buffer exports
-    return EXIT_KINDS[info.value], pc
+    return EXIT_KINDS[info[0]], pc
 
 
 def check(unit: Unit, env: TestEnv, opt: str) -> bool:

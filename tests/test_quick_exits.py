@@ -170,3 +170,41 @@ def test_self_loop_stops_after_a_slow_path_store():
     assert blk.fn() == 0x3006 and env.reg("rax") == 100
     assert int.from_bytes(env.mem.buf[0x1000:0x1008], "little") == 100
     assert PAGE == 0x1000
+
+
+TWO_BLOCKS = HEADER + """block 0x4000
+  insn 0x4000, 3
+  %0:i64 = get rax
+  %1:i64 = add %0, 0x1:i64
+  put rax, %1
+  put zf, 0x1:i64
+  %2:i1 = setcond eq, %1, 0x10:i64
+  exit_if jump, 0x4100, %2
+  exit jump, 0x4003
+block 0x4003
+  insn 0x4003, 3
+  %3:i64 = get rax
+  %4:i64 = get zf
+  %5:i64 = add %3, %4
+  put rcx, %5
+  put zf, 0x0:i64
+  %6:i1 = setcond ltu, %5, 0x8:i64
+  exit_if sigfpe, 0x4003, %6
+  exit jump, 0x4006
+"""
+
+
+@pytest.mark.parametrize("rax", [0, 0xF, 0x5, 0x40])
+def test_blocks_laid_out_in_order_fall_through(rax):
+    """A unit of two blocks (a trace) whose first ends by jumping to the second runs both in
+    one call, the state flowing through locals; its exits agree with the interpreter."""
+    unit = parse_unit(TWO_BLOCKS, LAYOUT)
+    env, ref = _env(rax=rax), _env(rax=rax)
+    blk = compile_unit(unit, env)
+    exp = run_block(unit, ref)
+    try:
+        got = ("jump", blk.fn())
+    except GuestSignal as e:
+        got = ("sigfpe", e.pc)
+    assert got == exp and list(env.state) == list(ref.state)
+    assert blk.exits == (0x4100, 0x4006) and blk.n_insns == 2

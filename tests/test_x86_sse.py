@@ -24,7 +24,9 @@ from types import SimpleNamespace
 import pytest
 
 from hqemu.errors import GuestFault
-from hqemu.frontends.x86_64 import fp, sse, x87  # noqa: F401  (registers the lifters)
+from hqemu.frontends.x86_64 import fp as _fp  # noqa: F401  (these imports register the lifters)
+from hqemu.frontends.x86_64 import sse as _sse  # noqa: F401
+from hqemu.frontends.x86_64 import x87 as _x87  # noqa: F401
 from hqemu.frontends.x86_64.cpu import GPRS, LAYOUT, X86State
 from hqemu.frontends.x86_64.operands import Ctx
 from hqemu.frontends.x86_64.registry import LIFTERS
@@ -576,14 +578,18 @@ CASE_COUNT: Counter = Counter()
 UNICORN_DEVIATIONS: Counter = Counter()
 
 
-def diff(got: State, want: State, fields: tuple[str, ...] = ("xmm", "gpr", "flags", "mxcsr", "mem")) -> list[str]:
+ALL_FIELDS = ("xmm", "gpr", "flags", "mxcsr", "mem")
+
+
+def diff(got: State, want: State, fields: tuple[str, ...] = ALL_FIELDS) -> list[str]:
     """What differs between two states, as readable lines (empty: equal)."""
     out = []
     if "xmm" in fields:
         out += [f"xmm{i} = {got.xmm[i]:032x}, expected {want.xmm[i]:032x}"
                 for i in range(16) if got.xmm[i] != want.xmm[i]]
     if "gpr" in fields:
-        out += [f"{r} = {got.gpr[r]:#x}, expected {want.gpr[r]:#x}" for r in GPRS if got.gpr[r] != want.gpr[r]]
+        out += [f"{r} = {got.gpr[r]:#x}, expected {want.gpr[r]:#x}" for r in GPRS
+                if got.gpr[r] != want.gpr[r]]
     if "flags" in fields:
         out += [f"{f} = {got.flags[f]}, expected {want.flags[f]}" for f in FLAG_BITS
                 if got.flags[f] != want.flags[f]]
@@ -597,8 +603,8 @@ def diff(got: State, want: State, fields: tuple[str, ...] = ("xmm", "gpr", "flag
     return out
 
 
-def check(code: bytes, s: State, got: State, what: str = "", fields=("xmm", "gpr", "flags", "mxcsr", "mem"),
-          differ=diff, x87: bool = False) -> None:
+def check(code: bytes, s: State, got: State, what: str = "", fields=ALL_FIELDS, differ=diff,
+          x87: bool = False) -> None:
     """hqemu's result must equal the host CPU's (when it can run the instruction) and Unicorn's,
     except where Unicorn itself disagrees with the host CPU (counted in UNICORN_DEVIATIONS)."""
     insn = next(_md.disasm(code, CODE, count=1))

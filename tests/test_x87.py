@@ -168,7 +168,8 @@ def _x87_diff(got: State, want: State, fields=()) -> list[str]:
     if got.fpu_cw != want.fpu_cw:
         out.append(f"control word = {got.fpu_cw:#06x}, expected {want.fpu_cw:#06x}")
     out += [f"{r} = {got.gpr[r]:#x}, expected {want.gpr[r]:#x}" for r in GPRS if got.gpr[r] != want.gpr[r]]
-    out += [f"{f} = {got.flags[f]}, expected {want.flags[f]}" for f in FLAG_BITS if got.flags[f] != want.flags[f]]
+    out += [f"{f} = {got.flags[f]}, expected {want.flags[f]}" for f in FLAG_BITS
+            if got.flags[f] != want.flags[f]]
     if got.mem != want.mem:
         first = next(i for i in range(len(got.mem)) if got.mem[i] != want.mem[i])
         out.append(f"memory at {DATA + first:#x}: {got.mem[first:first + 10].hex()}, "
@@ -234,6 +235,43 @@ def test_x87_mem_forms(name: str, opc: int, reg: int) -> None:
         CASE_COUNT[name] += 1
 
 
+FXSAVE_AT = BUF + 0x100  # a 16-byte aligned 512-byte area inside the DATA page
+
+
+def _fx_differ(got: State, want: State, fields=()) -> list[str]:
+    """_x87_diff plus xmm/mxcsr, ignoring the image's MXCSR_MASK word (CPU-specific: this model
+    says 0xFFFF, an AMD host 0x2FFFF)."""
+    off = FXSAVE_AT - DATA + 28
+    got = State(**{**got.__dict__, "mem": got.mem[:off] + want.mem[off:off + 4] + got.mem[off + 4:]})
+    from test_x86_sse import diff
+    return _x87_diff(got, want) + diff(got, want, ("xmm", "mxcsr"))
+
+
+@pytest.mark.parametrize("code", ["0fae06", "480fae06", "0fae0e", "480fae0e"])
+def test_fxsave_fxrstor(code: str) -> None:
+    rng = random.Random(f"{SEED}-fx-{code}")
+    c = bytes.fromhex(code)
+    for _ in range(CASES):
+        s = x87_state(rng)
+        s.gpr["rsi"] = FXSAVE_AT
+        if c[-1] == 0x0E:  # fxrstor: a valid image (exceptions masked, MXCSR reserved bits clear)
+            img = x87_state(rng)
+            mem = bytearray(s.mem)
+            o = FXSAVE_AT - DATA
+            cw = 0x7F | rng.choice([0, 2, 3]) << 8 | rng.randrange(4) << 10
+            struct.pack_into("<HHB", mem, o, cw, img.fpu_sw | img.fpu_top << 11, ~img.fpu_tag & 0xFF)
+            struct.pack_into("<I", mem, o + 24, 0x1F80 | rng.getrandbits(6) | rng.getrandbits(2) << 13)
+            for i in range(8):
+                struct.pack_into("<QH", mem, o + 32 + 16 * i, *img.st[i])
+            s.mem = bytes(mem)
+        ex, got = run_hqemu(c, s)
+        assert ex == ("jump", CODE + len(c))
+        check(c, s, got, _describe(s), differ=_fx_differ, x87=True)
+        CASE_COUNT["fxsave" if c[-1] == 0x06 else "fxrstor"] += 1
+    s.gpr["rsi"] = FXSAVE_AT + 8
+    assert run_hqemu(c, s)[0] == ("sigsegv", CODE)  # misaligned: #GP
+
+
 # --- targeted cases ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rc", range(4))
@@ -278,11 +316,14 @@ LONG_DOUBLE_C = r"""/* long double and double conversions and arithmetic: printf
 #include <stdlib.h>
 
 static unsigned long long seed = 88172645463325252ULL;
-static unsigned long long rnd(void) { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed; }
+static unsigned long long rnd(void) {
+    seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed;
+}
 
 int main(void) {
     static const char *strs[] = {
-        "0", "-0", "1", "0.1", "3.14159265358979323846264338327950288", "1e4932", "1.18973149535723176502e+4932",
+        "0", "-0", "1", "0.1", "3.14159265358979323846264338327950288", "1e4932",
+        "1.18973149535723176502e+4932",
         "3.3621031431120935063e-4932", "3.6451995318824746025e-4951", "1e-4960", "-2.5e-4940", "0x1.8p3",
         "0x1.fffffffffffffffep16383", "123456789012345678901234567890", "nan", "-inf", "inf", "1e-4951",
         "0.3333333333333333333333333", "4.9406564584124654e-324", "2.2250738585072014e-308", "1.5", "2.5",
@@ -301,8 +342,8 @@ int main(void) {
         acc = acc * 1.0001L + s / (fabsl(p) + 1.0L);
         if (i % 20 == 0)
             printf("%d: %.20Le %.20Le %.20Le %.20Le %.20Lg\n", i, s, p, q, r, acc);
-        printf("%lld %lld %lld %.3Lf %.3Lf %d\n", (long long)a, llrintl(a), (long long)rintl(b / 7), fmodl(a, b ? b : 1),
-               remainderl(a, 3.0L), a < b);
+        printf("%lld %lld %lld %.3Lf %.3Lf %d\n", (long long)a, llrintl(a), (long long)rintl(b / 7),
+               fmodl(a, b ? b : 1), remainderl(a, 3.0L), a < b);
     }
     for (int e = -16400; e < 16400; e += 997) {
         long double x = ldexpl(1.2345L, e);

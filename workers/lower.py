@@ -5,6 +5,13 @@ globals live at their byte offsets in %state (i128 as 16 little-endian bytes), g
 is host address %membase + a, the return value is the next guest pc and *exitinfo receives the
 exit kind's index in EXIT_KINDS (0 = jump) on every exit.
 
+The exit info record (EXITINFO_*: i64 slots at fixed byte offsets; the native dispatcher,
+hqemu/native/dispatch.py, appends its own fields after EXITINFO_SIZE): besides the kind, the
+unit adds each IR block's guest instruction count to the ICOUNT slot when the block is entered,
+writes the guest pc of every instruction that touches guest memory to INSN_PC with a volatile
+store (so a SIGSEGV handler knows which guest instruction faulted, whatever LLVM reordered
+around it), and sets IN_HELPER to 1 while a helper runs (a fault then is the host's own).
+
     >>> text = lower_unit(unit, "trace_401000")     # then workers.compile.compile_unit_text(text)
 
 Register promotion (HQEMU's key idea): every global the unit uses gets an alloca loaded once
@@ -40,6 +47,14 @@ from hqemu.ir import EXIT_KINDS, F32, F64, HELPERS, I64, I128, OPS, Const, F, Op
 ENTRY_ARGS = "ptr noalias %state, ptr %membase, ptr noalias %exitinfo"
 HELPER_PREFIX = "hqemu_helper_"
 ABORT = (1 << 64) - 1  # *exitinfo after a helper raised; the caller re-raises its exception
+
+# The exit info record the units write: byte offsets of its i64 slots (see the module doc).
+EXITINFO_KIND = 0  # EXIT_KINDS index of the exit taken, or ABORT
+EXITINFO_INSN_PC = 8  # guest pc of the last started instruction that accesses guest memory
+EXITINFO_ICOUNT = 16  # guest instructions entered in native code (cumulative; callers reset it)
+EXITINFO_FAULT_ADDR = 24  # guest address of a faulting access (written by the fault handler)
+EXITINFO_IN_HELPER = 32  # 1 while a helper runs: a host fault then is not a guest access
+EXITINFO_SIZE = 40  # bytes the units touch; a caller's record may be longer, never shorter
 
 _LLTY = {"f32": "float", "f64": "double"}
 _ICMP = {"eq": "eq", "ne": "ne", "ltu": "ult", "leu": "ule", "gtu": "ugt", "geu": "uge",
@@ -114,6 +129,16 @@ class _Fn:
         self._find_spills()
         self.has_calls = any(op.name == "call" for op in unit.ops())
         self.entry_extra: list[str] = []  # allocas for call results
+        self.fault_pcs = True  # write INSN_PC before the memory accesses of each instruction
+        self.mem_insns: set[int] = set()  # id() of the insn markers whose instruction has ld/st
+        for b in unit.blocks:
+            marker = None
+            for op in b.ops:
+                if op.name == "insn":
+                    marker = op
+                elif op.name in ("ld", "st") and marker is not None:
+                    self.mem_insns.add(id(marker))
+        self.info_slots: set[str] = set()  # exit info slots the function addresses (%x.<slot>)
 
     def _find_spills(self) -> None:
         for i, b in enumerate(self.unit.blocks):
@@ -174,6 +199,11 @@ class _Fn:
     def intrinsic(self, name: str, ret: str, args: str) -> str:
         self.decls.setdefault(name, f"declare {ret} @{name}({args})")
         return name
+
+    def info(self, slot: str) -> str:
+        """The pointer to exit info slot `slot` (kind, insn_pc, icount, in_helper)."""
+        self.info_slots.add(slot)
+        return f"%x.{slot}"
 
     # --- state ---------------------------------------------------------------------------
     def slot(self, name: str) -> str:
@@ -538,6 +568,9 @@ def lower_st(fn: _Fn, op: Op) -> None:
 # --- control --------------------------------------------------------------------------------
 def lower_insn(fn: _Fn, op: Op) -> None:
     fn.cur_pc = op.consts[0]
+    if fn.fault_pcs and id(op) in fn.mem_insns:
+        # volatile: LLVM may neither drop it as dead nor merge it with the next instruction's
+        fn.emit(f"store volatile i64 {_int_lit(op.consts[0], 64)}, ptr {fn.info('insn_pc')}, align 8")
 
 
 def lower_exit_if(fn: _Fn, op: Op) -> None:
@@ -602,15 +635,19 @@ def lower_call(fn: _Fn, op: Op) -> None:
     plist = "".join(", " + p for p in params)
     fn.decls.setdefault(sym, f"declare {ret} @{sym}(ptr, ptr, ptr{plist}) nounwind")
     call = f"call {ret} @{sym}(ptr %state, ptr %membase, ptr %exitinfo{''.join(', ' + a for a in args)})"
-    if direct:
-        r = fn.tmp(call)
+    # a host fault while Python runs the helper must reach Python's own handling, not the guest's
+    in_helper = fn.info("in_helper")
+    pass
+    r = fn.tmp(call) if direct else None
+    if r is None:
+        fn.emit(call)
+    fn.emit(f"store volatile i64 0, ptr {in_helper}, align 8")
+    if r is not None:
         t = outs[0].ty
         if t.is_float or t == I64:
             fn.define(outs[0], r)
         else:
             fn.inst(outs[0], f"trunc i64 {r} to {llty(t)}")
-    else:
-        fn.emit(call)
     if outbuf is not None:
         slot = 0
         for t in outs:
@@ -646,17 +683,25 @@ LOWER: dict[str, Callable[[_Fn, Op], None]] = {
 assert set(LOWER) == set(OPS), f"lower.py: ops without a lowering: {sorted(set(OPS) - set(LOWER))}"
 
 
-def lower_unit(unit: Unit, name: str) -> str:
-    """The LLVM IR text (a module with one function @name) of a unit."""
+def lower_unit(unit: Unit, name: str, fault_pcs: bool = True) -> str:
+    """The LLVM IR text (a module with one function @name) of a unit. fault_pcs=False leaves
+    out the INSN_PC stores: faults then report the pc of an earlier instruction, but loops
+    with memory accesses can be vectorized (LLVM does not vectorize volatile accesses)."""
     if not unit.blocks:
         raise LowerError("unit has no blocks")
     if not _IDENT.match(name):
         raise LowerError(f"bad function name {name!r}")
     fn = _Fn(unit, name)
+    fn.fault_pcs = fault_pcs
     for i, b in enumerate(unit.blocks):
         fn.vals = {}
         fn.cur_pc = b.pc
         fn.start(f"b{i}")
+        n_insns = sum(1 for op in b.ops if op.name == "insn")
+        if n_insns:
+            p = fn.info("icount")
+            c = fn.tmp(f"load i64, ptr {p}, align 8")
+            fn.emit(f"store i64 {fn.tmp(f'add i64 {c}, {n_insns}')}, ptr {p}, align 8")
         ended = False
         for k, op in enumerate(b.ops):
             if ended:
@@ -684,6 +729,9 @@ def _module(fn: _Fn) -> str:
     for tid in sorted(fn.spilled):
         entry.append(f"  %a.t{tid} = alloca {llty(fn.temp_ty[tid])}")
     entry += fn.entry_extra
+    for slot in sorted(fn.info_slots):
+        off = {"insn_pc": EXITINFO_INSN_PC, "icount": EXITINFO_ICOUNT, "in_helper": EXITINFO_IN_HELPER}[slot]
+        entry.append(f"  %x.{slot} = getelementptr inbounds i8, ptr %exitinfo, i64 {off}")
     if fn.has_calls:  # a stale ABORT from an earlier run must not look like a helper's
         entry.append("  store i64 0, ptr %exitinfo, align 8")
     entry.append("  br label %b0")
@@ -697,4 +745,6 @@ def _module(fn: _Fn) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ABORT", "ENTRY_ARGS", "HELPER_PREFIX", "LOWER", "LowerError", "literal", "llty", "lower_unit"]
+__all__ = ["ABORT", "ENTRY_ARGS", "EXITINFO_FAULT_ADDR", "EXITINFO_ICOUNT", "EXITINFO_INSN_PC",
+           "EXITINFO_IN_HELPER", "EXITINFO_KIND", "EXITINFO_SIZE", "HELPER_PREFIX", "LOWER", "LowerError",
+           "literal", "llty", "lower_unit"]

@@ -1,7 +1,7 @@
 /* primes.c: the workload of `make run`: count the primes below N with a sieve of
  * Eratosthenes, then check a sample of them by trial division, and print a checksum.
  *
- * About 10 million guest instructions at the default N, so the quick tier finishes in
+ * About 14 million guest instructions at the default N, so the quick tier finishes in
  * seconds; pass a larger N to make the run long enough for the trace tier to pay off.
  *     ./primes            # primes below 1000000
  *     ./primes 20000000

@@ -3,6 +3,7 @@
     >>> nc = native()                          # one NativeCode (one MCJIT engine) per process
     >>> nc.env = env                           # what helper callbacks pass to IMPLS[name]
     >>> addr = nc.load(co.obj, co.entry)       # co: workers.compile.CompiledObject
+    >>> info = ExitInfo()                      # the unit's exit info record (workers/lower.py)
     >>> pc = nc.call(addr, ctypes.addressof(env.cpu), env.mem.base, ctypes.addressof(info))
     >>> kind, pc = nc.run(addr, env)           # the same, exit kind decoded
 
@@ -26,9 +27,10 @@ import llvmlite.binding as llvm
 
 from hqemu.errors import HqemuError
 from hqemu.ir import EXIT_KINDS, F32, F64, HELPERS, I64, I128, IMPLS
-from workers.lower import ABORT, HELPER_PREFIX
+from workers.lower import ABORT, EXITINFO_SIZE, HELPER_PREFIX
 
 UNIT_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+ExitInfo = ctypes.c_uint64 * (EXITINFO_SIZE // 8)  # the record a unit writes (workers/lower.py)
 _HELPER_SYM = re.compile(rb"(?<=\x00)" + HELPER_PREFIX.encode() + rb"([A-Za-z_][\w.]*)(?=\x00)")
 _M64 = (1 << 64) - 1
 
@@ -57,7 +59,7 @@ class NativeCode:
         self.code_bytes = 0  # object bytes loaded
         self._callbacks: dict[str, Any] = {}  # helper name -> its ctypes callback (kept alive)
         self._fns: dict[int, Any] = {}  # address -> UNIT_FN
-        self._info = ctypes.c_uint64(0)  # run()'s exit info slot
+        self._info = ExitInfo()  # run()'s exit info record
 
     # --- loading -------------------------------------------------------------------------
     def load(self, obj: bytes, entry: str) -> int:
@@ -145,7 +147,8 @@ class NativeCode:
         return f
 
     def call(self, addr: int, state_addr: int, membase: int, exitinfo_addr: int) -> int:
-        """Run a loaded unit; the next guest pc (the exit kind is in *exitinfo)."""
+        """Run a loaded unit; the next guest pc (the exit kind is in *exitinfo, a record of at
+        least EXITINFO_SIZE bytes: an ExitInfo)."""
         pc = self.function(addr)(state_addr, membase, exitinfo_addr)
         if self.pending is not None:
             e, self.pending = self.pending, None
@@ -155,7 +158,7 @@ class NativeCode:
     def run(self, addr: int, env: Any) -> tuple[str, int]:
         """Run a loaded unit on env.cpu and env.mem; the exit taken as (kind, pc)."""
         pc = self.call(addr, ctypes.addressof(env.cpu), env.mem.base, ctypes.addressof(self._info))
-        return EXIT_KINDS[self._info.value], pc
+        return EXIT_KINDS[self._info[0]], pc
 
 
 @cache

@@ -44,41 +44,61 @@ from .templates import TEMPLATES
 DEFAULT_LOOP_ITERS = 1024  # back edges a self-looping block runs before returning to the engine
 # Code-shape choices, measured with bench/quick_codegen.py (which can flip them for an A/B run)
 PACK_MIN_RUN = 3  # adjacent state slots stored by one struct.pack_into (0: item stores only)
-INLINE_SINGLE_USE = True  # fold a pure expression into its only use
+INLINE_SINGLE_USE = True  # fold pure expressions into their uses (see _fold_expressions)
 
 
 _TEMP_RE = re.compile(r"\bt\d+\b")
 
 
-def _inline_single_use(g: Emitter) -> None:
-    """Drop pure definitions nothing reads any more, and fold a pure op's expression into its
-    only textual use (saves a store and a load of a local). Safe because the op is pure and
-    its inputs are never rebound before the use: temps are SSA, and loop-carried locals change
-    only on a back edge, which leaves the path."""
+def _fold_expressions(g: Emitter) -> None:
+    """Rewrite the lines of pure ops (safe to move later: their inputs are SSA temps, or
+    loop-carried locals, which change only on a back edge, and that leaves the path):
+
+    - drop a definition nothing reads any more (after peepholes such as not (not x));
+    - in loop mode, sink a value read only on exit paths (a flag: stored when the loop is
+      left, never read on the way round) into each use there: paths exclude each other, so
+      it is computed once or twice on the way out (two uses per path at most, short
+      expressions only, so that text cannot grow without bound) and not at all per iteration;
+    - fold an expression into its only use (saves storing and loading a local).
+    """
     where: dict[str, list[int]] = {}  # temp -> lines it occurs on (once per occurrence)
     for j, text in enumerate(g.lines):
         for name in _TEMP_RE.findall(text):
             where.setdefault(name, []).append(j)
     dead: set[int] = set()
-    for i in sorted(g.pure_defs, reverse=True):  # unused after peepholes (not (not x)): drop
+
+    def substitute(name: str, expr: str, j: int) -> None:
+        text = g.lines[j]
+        m = next(m for m in _TEMP_RE.finditer(text) if m.group() == name)
+        g.lines[j] = f"{text[:m.start()]}({expr}){text[m.end():]}"
+
+    def move(i: int, name: str, to: list[int]) -> None:
+        """Replace the use of name on each line of `to` by the expression defined on line i."""
+        expr = g.lines[i].split(" = ", 1)[1]
+        for j in to:
+            substitute(name, expr, j)
+        dead.add(i)
+        for other in _TEMP_RE.findall(expr):  # its inputs now occur where it moved
+            where[other].remove(i)
+            where[other].extend(to)
+
+    for i in sorted(g.pure_defs, reverse=True):  # later lines first: chains sink together
         name = g.pure_defs[i]
-        if where[name] == [i]:
+        uses = [j for j in where[name] if j != i]
+        if not uses:
             dead.add(i)
             for other in _TEMP_RE.findall(g.lines[i]):
                 if other != name:
                     where[other].remove(i)
+        elif g.loop_iters and len(uses) > 1 and all(j in g.exit_path for j in uses) \
+                and len(uses) <= 2 * len({g.exit_path[j] for j in uses}) and len(g.lines[i]) < 120:
+            move(i, name, uses)
     for i, name in g.pure_defs.items():  # in line order, so chains fold from the inside out
         if i in dead:
             continue
-        lines = where[name]
-        if len(lines) != 2 or lines[0] != i or lines[1] in g.no_inline:
-            continue
-        j = lines[1]
-        expr = g.lines[i].split(" = ", 1)[1]
-        text = g.lines[j]
-        m = next(m for m in _TEMP_RE.finditer(text) if m.group() == name)
-        g.lines[j] = f"{text[:m.start()]}({expr}){text[m.end():]}"
-        dead.add(i)
+        uses = [j for j in where[name] if j != i]
+        if len(uses) == 1 and uses[0] > i and uses[0] not in g.no_inline:
+            move(i, name, uses)
     g.lines[:] = [t for k, t in enumerate(g.lines) if k not in dead]
     g.pcs[:] = [p for k, p in enumerate(g.pcs) if k not in dead]
 
@@ -105,7 +125,7 @@ def generate(unit: Unit, env, loop_iters: int = 0, check_bounds: bool = False
         if k:
             TEMPLATES[op.name](g, op)
     if INLINE_SINGLE_USE:
-        _inline_single_use(g)
+        _fold_expressions(g)
     header = "def blk(" + ", ".join(f"{n}={n}" for n in g.binds) + "):"
     source = "\n".join([header, *g.lines]) + "\n"
     return source, g.binds, [first_pc, first_pc, *g.pcs]  # line 1 is the header

@@ -72,6 +72,7 @@ class Emitter:
         self.loop_globals: dict[str, str] = {}  # loop mode: global -> its loop-carried local
         self.pure_defs: dict[int, str] = {}  # line index -> temp it defines, for pure ops only
         self.no_inline: set[int] = set()  # lines no expression may move into (loop rebinds)
+        self.exit_path: dict[int, int] = {}  # line index -> the exit path (first line) it is on
 
     # --- emitting -----------------------------------------------------------------------
     def line(self, text: str, indent: int = 0) -> None:
@@ -86,7 +87,8 @@ class Emitter:
 
     def bind_used(self, text: str) -> str:
         """Bind every NAME( and NAME[ that text uses; return text."""
-        self.bind(*NAMES_RE.findall(text)) if NAMES_RE.search(text) else None
+        for name in NAMES_RE.findall(text):
+            self.bind(name)
         return text
 
     def bind_obj(self, prefix: str, obj: object) -> str:
@@ -198,36 +200,48 @@ class Emitter:
             if self.glob(n).ty is I128:
                 self.store_global(n, self.cur[n], indent)
 
-    def leave(self, kind: str, pc: int, indent: int) -> None:
-        """Store what must be exact, then leave the function by exit `kind` to guest pc."""
+    def leave(self, kind: str, pc: int, indent: int, target: str | None = None) -> None:
+        """Store what must be exact, then leave the function by exit `kind` to guest pc (or
+        to the pc in atom target, for exit_ind). The lines form one exit path."""
+        start = len(self.lines)
         self.flush(indent)
         if self.loop_iters:
             self.line(f"{self.bind('BLK')}.count += lim - n", indent)
-        if kind == "jump":
+        if target is not None:
+            self.line(f"return {target}", indent)
+        elif kind == "jump":
             self.line(f"return {pc:#x}", indent)
         elif kind == "syscall":
             self.line(f"return {self.bind('SYS')}({pc:#x})", indent)
         else:
             self.line(f"raise {self.bind('GS')}({SIGNALS[kind]}, {pc:#x})", indent)
+        for i in range(start, len(self.lines)):
+            self.exit_path[i] = start
 
     # --- loop mode ----------------------------------------------------------------------
     def start_loop(self, ops: list[Op], iters: int) -> None:
-        """Load every global the body touches into a loop-carried local, open the loop.
+        """Load the globals the body carries from one iteration to the next into locals, and
+        open the loop.
 
-        Every global the body writes counts as dirty from the top of the body on: after a
-        back edge its value lives only in the local.
+        A global the body writes before reading it and before any exit (a flag) is not
+        carried: each iteration sets it before anything could store or read it. Every other
+        global the body writes counts as dirty from the top of the body on: after a back edge
+        its value lives only in its local.
         """
-        touched: dict[str, None] = {}
+        first_exit = next((i for i, op in enumerate(ops) if op.name in ("exit_if", "exit", "exit_ind")),
+                          len(ops))
+        touched: dict[str, bool] = {}  # global -> carried?
+        for i, op in enumerate(ops):
+            if op.name in ("get", "put") and op.consts[0] not in touched:
+                touched[op.consts[0]] = op.name == "get" or i > first_exit
+        for name, carried in touched.items():
+            if carried:
+                local = "g_" + re.sub(r"\W", "_", name)
+                self.loop_globals[name] = local
+                self.line(f"{local} = {self.load_global(name)}")
+                self.cur[name] = local
         for op in ops:
-            if op.name in ("get", "put"):
-                touched[op.consts[0]] = None
-        for name in touched:
-            local = "g_" + re.sub(r"\W", "_", name)
-            self.loop_globals[name] = local
-            self.line(f"{local} = {self.load_global(name)}")
-            self.cur[name] = local
-        for op in ops:
-            if op.name == "put":
+            if op.name == "put" and touched[op.consts[0]]:
                 self.dirty[op.consts[0]] = None
         self.loop_iters = iters
         self.line(f"lim = n = {iters}")  # back edges left; lim - n of them taken
@@ -239,7 +253,7 @@ class Emitter:
         self.line("if n:", indent)
         self.line("n -= 1", indent + 1)
         carry = self.loop_globals
-        pairs = [(carry[g], self.cur[g]) for g in self.dirty if self.cur[g] != carry[g]]
+        pairs = [(carry[g], self.cur[g]) for g in self.dirty if g in carry and self.cur[g] != carry[g]]
         carried = set(self.loop_globals.values())
         # values that are themselves carried locals are read before any of them is rebound
         first = [(d, s) for d, s in pairs if s in carried]

@@ -68,7 +68,7 @@ TEMPLATES.update({
 
 # Integer templates track a bound on each result's bit length (g.k): a mask is generated only
 # where the value may not fit, so 32-bit code's trunc/zext chains cost nothing. A result whose
-# uses only need its low bits (_demands) may stay unreduced ("loose"): (a + (b << 3)) & m
+# uses only need its low bits (analysis.demands) may stay unreduced ("loose"): (a + (b << 3)) & m
 # instead of (a + ((b << 3) & m)) & m.
 MAX_LOOSE_BITS = 136  # beyond this an unreduced value is reduced anyway: big ints are slow
 
@@ -102,7 +102,7 @@ def _sub(g: Emitter, op: Op) -> None:
 
 @_template("mul")
 def _mul(g: Emitter, op: Op) -> None:
-    a, b = op.ins  # exact: _demands keeps products of unreduced values from growing without end
+    a, b = op.ins  # exact: demands() keeps products of unreduced values from growing without end
     _arith(g, op, f"{g.v(a)} * {g.v(b)}", g.k(a) + g.k(b), True)
 
 
@@ -476,11 +476,7 @@ def _exit(g: Emitter, op: Op) -> None:
 
 @_template("exit_ind")
 def _exit_ind(g: Emitter, op: Op) -> None:
-    target = g.v(op.ins[0])
-    g.flush(0)
-    if g.loop_iters:
-        g.line(f"{g.bind('BLK')}.count += lim - n")
-    g.line(f"return {target}")
+    g.leave("jump", 0, 0, target=g.v(op.ins[0]))
     g.dirty.clear()
 
 

@@ -9,8 +9,9 @@ x87_helpers.py. The control word, fnstsw, fninit and fnclex are plain IR on the 
     >>> fld qword ptr [rdi]   ->  %1:i64 = ld %0 ; call x87_fld, 0x1:i64, %1, 0x0:i64
     >>> faddp st(1)           ->  call x87_arith, 0x0:i64, 0x1:i64, 0x5:i64, 0x0:i64, 0x1:i64
 
-Not implemented yet (SIGILL): the 16-bit (0x66) environment layouts, fbld/fbstp, fxsave/fxrstor
-and the transcendental instructions (fsin, fptan, fyl2x, f2xm1, fxtract, ...).
+fxsave/fxrstor (the x87 + SSE image) are here too. Not implemented yet (SIGILL): the 16-bit
+(0x66) environment layouts, fbld/fbstp and the transcendental instructions (fsin, fptan,
+fyl2x, f2xm1, fxtract, ...).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hqemu.ir import I16, I32, I64, Value
 from . import x87_helpers as H
 from .operands import Ctx, ea, write_reg
 from .registry import lifter
+from .sse import check_aligned
 
 ARITH = {"add": 0, "mul": 1, "sub": 2, "subr": 3, "div": 4, "divr": 5}
 # ModRM reg field of D8/DA/DC/DE memory forms and of D8 register forms
@@ -268,6 +270,15 @@ def lift_x87(ctx: Ctx) -> None:
         ok = _lift_reg(ctx, opc, modrm) if modrm >= 0xC0 else _lift_mem(ctx, opc, modrm >> 3 & 7)
     if not ok:
         ctx.b.exit("sigill", ctx.pc)
+
+
+@lifter("fxsave", "fxsave64", "fxrstor", "fxrstor64")
+def lift_fxsave(ctx: Ctx) -> None:
+    """The 512-byte image must be 16-byte aligned (#GP otherwise: SIGSEGV). The 64-bit forms
+    differ only in how the (always zero) instruction and operand pointers are laid out."""
+    addr = _mem(ctx)
+    check_aligned(ctx, addr)
+    call(ctx, "x87_fxsave" if ctx.insn.mnemonic.startswith("fxsave") else "x87_fxrstor", addr)
 
 
 @lifter("wait")

@@ -30,6 +30,8 @@ CW_W = LAYOUT["fpu_cw"].offset >> 3
 SW_W = LAYOUT["fpu_sw"].offset >> 3
 TAG_W = LAYOUT["fpu_tag"].offset >> 3
 FLAG_W = {f: LAYOUT[f].offset >> 3 for f in ("zf", "pf", "cf", "of", "sf", "af")}
+XMM_WORD = tuple(LAYOUT[f"xmm{i}"].offset >> 3 for i in range(16))
+MXCSR_W = LAYOUT["mxcsr"].offset >> 3
 
 # --- status word bits ---------------------------------------------------------------------------
 IE, DE, ZE, OE, UE, PE, SF = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40
@@ -749,29 +751,33 @@ def h_unary(env, op: int) -> None:
         f.done()
         return
     se, mant = f.raw(0)
-    if name == "fchs":
+    if name in ("fscale", "fprem", "fprem1"):  # two operands: ST(1) is checked before ST(0)'s class
+        y = f.read(1)
+        if y is None:
+            raw = INDEFINITE
+            if name != "fscale":
+                f.sw &= ~C2
+        elif name == "fscale":
+            raw, fl = _fscale(f, x, y)
+            f.flag(fl)
+        else:
+            raw, fl, cc = _fprem(x, y, name == "fprem1")
+            f.sw = (f.sw & ~C2) if cc is None else (f.sw & ~CC) | cc
+            f.flag(fl)
+    elif name == "fchs":
         raw = (se ^ 0x8000, mant)
     elif name == "fabs":
         raw = (se & 0x7FFF, mant)
     elif x.kind == BAD:
         raw = INDEFINITE
         f.flag(IE)
-    elif name in ("fprem", "fprem1"):
-        y = f.read(1)
-        if y is None:
-            raw = INDEFINITE
-            f.sw &= ~C2
-        else:
-            raw, fl, cc = _fprem(x, y, name == "fprem1")
-            f.sw = (f.sw & ~C2) if cc is None else (f.sw & ~CC) | cc
-            f.flag(fl)
-    elif x.kind == NAN and name != "fscale":
+    elif x.kind == NAN:
         raw = quiet(x)
         f.flag(IE if x.snan else 0)
     elif name == "fsqrt":
         raw, fl = _sqrt(x, f.rc, f.prec)
         f.flag(fl | (DE if x.denormal and not fl & IE else 0))
-    elif name == "frndint":
+    else:  # frndint
         if x.kind != FIN or x.e >= 0:  # already integral
             raw = (se, mant)
             f.flag(DE if x.denormal else 0)
@@ -779,13 +785,6 @@ def h_unary(env, op: int) -> None:
             n, fl, up = round_int(x, f.rc)
             raw = int_to80(n) if n else (x.sign << 15, 0)
             f.flag(fl | (C1 if up else 0) | (DE if x.denormal else 0))
-    else:  # fscale
-        y = f.read(1)
-        if y is None:
-            raw = INDEFINITE
-        else:
-            raw, fl = _fscale(f, x, y)
-            f.flag(fl)
     f.set_raw(0, raw)
     f.done()
 
@@ -898,6 +897,50 @@ def h_fldenv(env, addr: int, restore: int) -> None:
     f.done()
 
 
+# --- fxsave / fxrstor: the 512-byte x87 + SSE image ---------------------------------------------
+MXCSR_MASK = 0xFFFF  # the MXCSR bits ldmxcsr accepts (DAZ included); the CPU model's own value
+
+
+def h_fxsave(env, addr: int) -> None:
+    """Store the x87 and SSE state at addr (16-byte aligned; the lifter checks). Bytes 416-511
+    are left alone, as the hardware does; the instruction/operand pointers are stored as 0."""
+    f = Fpu(env)
+    mem, s = env.mem, env.state
+    mem.store(addr, 8, f.cw | (f.sw | f.top << 11) << 16 | (~f.tag & 0xFF) << 32)
+    mem.store(addr + 8, 8, 0)
+    mem.store(addr + 16, 8, 0)
+    mem.store(addr + 24, 8, (s[MXCSR_W] & 0xFFFFFFFF) | MXCSR_MASK << 32)
+    for i in range(8):
+        se, mant = f.raw(i)
+        mem.store(addr + 32 + 16 * i, 8, mant)
+        mem.store(addr + 40 + 16 * i, 8, se)
+    for i in range(16):
+        mem.store(addr + 160 + 16 * i, 8, s[XMM_WORD[i]])
+        mem.store(addr + 168 + 16 * i, 8, s[XMM_WORD[i] + 1])
+
+
+def h_fxrstor(env, addr: int) -> None:
+    """Load the x87 and SSE state from the image at addr."""
+    f = Fpu(env)
+    mem, s = env.mem, env.state
+    head = mem.load(addr, 8)
+    mxcsr = mem.load(addr + 24, 4)
+    st = [(mem.load(addr + 40 + 16 * i, 2), mem.load(addr + 32 + 16 * i, 8)) for i in range(8)]
+    xmm = [(mem.load(addr + 160 + 16 * i, 8), mem.load(addr + 168 + 16 * i, 8)) for i in range(16)]
+    f.cw = head & 0xFFFF
+    sw = head >> 16 & 0xFFFF
+    f.sw, f.top = sw & ~0x3800, sw >> 11 & 7
+    for i, (se, mant) in enumerate(st):
+        w = ST_WORD[(f.top + i) & 7]
+        s[w], s[w + 1] = mant, se
+    f.tag = ~(head >> 32) & 0xFF
+    s[CW_W] = f.cw
+    s[MXCSR_W] = mxcsr
+    for i, (lo, hi) in enumerate(xmm):
+        s[XMM_WORD[i]], s[XMM_WORD[i] + 1] = lo, hi
+    f.done()
+
+
 def _reg(name: str, args: int, rets: int, impl, doc: str, **mem: bool) -> None:
     register(Helper(name, (I64,) * args, (I64,) * rets, reads_state=True, writes_state=True, doc=doc, **mem),
              impl)
@@ -916,6 +959,8 @@ _reg("x87_fcmov", 2, 0, h_fcmov, "ST(0) = ST(i) if cond")
 _reg("x87_fnstenv", 2, 0, h_fnstenv, "store the environment (and with save=1 the registers, then fninit)",
      writes_mem=True)
 _reg("x87_fldenv", 2, 0, h_fldenv, "load the environment (and with restore=1 the registers)", reads_mem=True)
+_reg("x87_fxsave", 1, 0, h_fxsave, "store the 512-byte x87+SSE image at addr", writes_mem=True)
+_reg("x87_fxrstor", 1, 0, h_fxrstor, "load the 512-byte x87+SSE image at addr", reads_mem=True)
 
 __all__ = ["K_F32", "K_F64", "K_F80", "K_INT", "K_CONST", "K_ST", "S_I16", "S_I32", "S_I64", "S_T16",
            "S_T32", "S_T64", "OPS", "UNARY", "unpack80", "round_to", "Fpu", "EXT", "DBL", "SGL"]

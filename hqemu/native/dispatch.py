@@ -1,0 +1,614 @@
+"""The native dispatcher: run compiled guest code from unit to unit without coming back to Python.
+
+    >>> d = Dispatcher(env)                      # or Dispatcher(state_addr=, membase=, mem_size=)
+    >>> d.install(0x401000, native().load(co.obj, co.entry))
+    >>> kind, pc, fault_addr = d.run(0x401000)   # ("syscall", 0x401234, None), ...
+    >>> d.returns["miss"], d.guest_insns         # counters, also mirrored in env.stats
+
+hqemu_dispatch, a few dozen lines of LLVM IR compiled once per process (and cached on disk
+keyed by llvmlite, LLVM, host CPU and the IR text itself, as Numba keys its cache), loops:
+look the guest pc up in the dispatch table, call the unit found there, continue with the pc
+it returns while it exits with kind `jump`. It returns to Python on
+  a miss        the pc has no native code: run() returns ("jump", pc, None), for the quick tier;
+  an exit       any other kind (syscall, sigtrap, ...): (kind, pc, None), pc as the unit set it;
+  a helper      that raised (kind ABORT): run() re-raises the helper's exception;
+  a fault       a guest access the host refused: ("sigsegv" or "sigbus", guest pc of the
+                faulting instruction, guest address), CPU state as of the unit's entry or later;
+  interrupt()   asked from another thread: ("jump", pc, None) at the next transition.
+
+Faults: hqemu_dispatch calls sigsetjmp before entering guest code; the SIGSEGV/SIGBUS handler
+(also in the IR below, installed by hqemu.native.faults) siglongjmps back when the faulting
+thread is inside guest code (its record armed and no helper running) and otherwise passes
+the signal to the previous handler, so a crash of the host or of Python still kills the
+process as it would without us. The record the handler finds is the calling thread's own,
+published with pthread_setspecific: several threads may run dispatchers, each with its own
+Dispatcher (a Dispatcher is one thread's at a time), sharing one DispatchTable.
+
+The dispatch table is an open-addressed hash table of {guest pc, code address} in ctypes
+memory, linear probing, EMPTY keys at 2**64-1. install() writes the code address first and the
+key second, each an aligned 8-byte store (ordered on x86-64 hosts), so a dispatcher running in
+another thread sees a complete entry or none. remove() turns a key into a tombstone. The
+table grows (and drops its tombstones) when half full, but only while no dispatcher runs on
+it (the dispatcher reads the array without a lock): while one runs, installs go on up to 3/4,
+then they are queued and land when the last run() returns.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from hqemu.errors import HqemuError
+from hqemu.ir import EXIT_KINDS
+from workers.lower import (
+    ABORT,
+    EXITINFO_FAULT_ADDR,
+    EXITINFO_ICOUNT,
+    EXITINFO_IN_HELPER,
+    EXITINFO_INSN_PC,
+    EXITINFO_KIND,
+    EXITINFO_SIZE,
+)
+
+from . import faults
+from .loader import native
+
+EMPTY = (1 << 64) - 1  # key of a slot never used
+TOMB = (1 << 64) - 2  # key of a removed entry (probing goes on past it)
+HASH_MUL = 0x9E3779B97F4A7C15  # Fibonacci hashing: x86 pcs cluster, their products do not
+MIN_CAPACITY = 1 << 16
+_M64 = (1 << 64) - 1
+JMPBUF_BYTES = 512  # glibc's sigjmp_buf: 200 bytes on x86-64, 312 on AArch64
+
+
+def slot_of(pc: int, mask: int) -> int:
+    """The first slot probed for pc (the IR computes the same)."""
+    return ((pc * HASH_MUL & _M64) >> 32) & mask
+
+
+# --- the exit record: the units' part (workers/lower.py), then the dispatcher's --------------
+class Stop(Enum):
+    """Why hqemu_dispatch returned (the record's `stop` field)."""
+
+    EXIT = 0  # a unit exited with a kind other than jump (or ABORT)
+    MISS = 1  # the pc has no native code
+    FAULT = 2  # a guest access faulted (the handler siglongjmp'ed back)
+    INTERRUPT = 3  # interrupt() was asked
+
+
+class ExitRecord(ctypes.Structure):
+    """One per Dispatcher: what the units, the dispatcher and the fault handler write."""
+
+    _fields_ = [
+        ("kind", ctypes.c_uint64),  # EXIT_KINDS index of the exit taken, or ABORT
+        ("insn_pc", ctypes.c_uint64),  # guest pc of the last started instruction that touches memory
+        ("icount", ctypes.c_uint64),  # guest instructions entered in native code (cumulative)
+        ("fault_addr", ctypes.c_uint64),  # guest address of the last fault
+        ("in_helper", ctypes.c_uint64),  # 1 while a helper runs
+        # --- the dispatcher's fields (after the units' EXITINFO_SIZE bytes) ---
+        ("stop", ctypes.c_uint64),  # Stop value of the last return
+        ("armed", ctypes.c_uint64),  # 1 while the jump buffer is valid (guest code may run)
+        ("membase", ctypes.c_uint64),  # host address of guest address 0, for the handler
+        ("signo", ctypes.c_uint64),  # signal of the last fault
+        ("host_addr", ctypes.c_uint64),  # host address of the last fault (si_addr)
+        ("host_pc", ctypes.c_uint64),  # host instruction of the last fault (x86-64 hosts only)
+        ("unit_pc", ctypes.c_uint64),  # guest pc of the last unit entered
+        ("units", ctypes.c_uint64),  # units entered (native transitions, cumulative)
+        ("request", ctypes.c_uint64),  # nonzero: return at the next transition
+        ("_pad", ctypes.c_uint64 * 2),
+        ("jmpbuf", ctypes.c_uint8 * JMPBUF_BYTES),  # sigjmp_buf of the running hqemu_dispatch
+    ]
+
+
+def _off(name: str) -> int:
+    return getattr(ExitRecord, name).offset
+
+
+assert (_off("kind"), _off("insn_pc"), _off("icount"), _off("fault_addr"), _off("in_helper"), _off("stop")) == (
+    EXITINFO_KIND, EXITINFO_INSN_PC, EXITINFO_ICOUNT, EXITINFO_FAULT_ADDR, EXITINFO_IN_HELPER, EXITINFO_SIZE)
+assert _off("jmpbuf") % 16 == 0
+
+
+# --- the dispatcher and fault handler, in LLVM IR -------------------------------------------
+_HOST_PC_OFFSET = {"x86_64": 168}  # ucontext_t.uc_mcontext.gregs[REG_RIP]
+
+
+def dispatch_ir() -> str:
+    """The LLVM IR module of hqemu_dispatch and hqemu_fault_handler for this host."""
+    o = {name: _off(name) for name, *_ in ExitRecord._fields_}
+    segv, bus = EXIT_KINDS.index("sigsegv"), EXIT_KINDS.index("sigbus")
+    pc_off = _HOST_PC_OFFSET.get(platform.machine())
+    if pc_off is None:
+        host_pc = "  %hpc = add i64 0, 0"
+    else:
+        host_pc = (f"  %hpcp = getelementptr inbounds i8, ptr %uc, i64 {pc_off}\n"
+                   "  %hpc = load i64, ptr %hpcp, align 8")
+    mul = HASH_MUL - (1 << 64)
+    return f"""; hqemu native dispatcher and guest fault handler (hqemu/native/dispatch.py)
+@hqemu_tls_key = global i32 0
+@hqemu_chain = global [{faults.CHAIN_WORDS} x i64] zeroinitializer
+
+declare ptr @pthread_getspecific(i32) nounwind
+declare i32 @pthread_setspecific(i32, ptr) nounwind
+declare i32 @__sigsetjmp(ptr, i32) nounwind returns_twice
+declare void @siglongjmp(ptr, i32) nounwind noreturn
+declare ptr @signal(i32, ptr) nounwind
+declare i32 @raise(i32) nounwind
+
+define i64 @hqemu_dispatch(ptr %state, ptr %membase, ptr %info, ptr %table, i64 %mask, i64 %pc) nounwind {{
+entry:
+  %key = load i32, ptr @hqemu_tls_key, align 4
+  %set = call i32 @pthread_setspecific(i32 %key, ptr %info)
+  %mbp = getelementptr inbounds i8, ptr %info, i64 {o['membase']}
+  %mb = ptrtoint ptr %membase to i64
+  store i64 %mb, ptr %mbp, align 8
+  %armed = getelementptr inbounds i8, ptr %info, i64 {o['armed']}
+  %jb = getelementptr inbounds i8, ptr %info, i64 {o['jmpbuf']}
+  %sj = call i32 @__sigsetjmp(ptr %jb, i32 0) returns_twice
+  %first = icmp eq i32 %sj, 0
+  br i1 %first, label %run, label %fault
+run:
+  %hp = getelementptr inbounds i8, ptr %info, i64 {o['in_helper']}
+  store volatile i64 0, ptr %hp, align 8
+  store volatile i64 1, ptr %armed, align 8
+  %next = call i64 @hqemu_dispatch_loop(ptr %state, ptr %membase, ptr %info, ptr %table, i64 %mask, i64 %pc)
+  store volatile i64 0, ptr %armed, align 8
+  ret i64 %next
+fault:
+  ; the handler disarmed the record and wrote the fault's fields
+  %sigp = getelementptr inbounds i8, ptr %info, i64 {o['signo']}
+  %sig = load volatile i64, ptr %sigp, align 8
+  %isbus = icmp eq i64 %sig, {faults.SIGBUS}
+  %kind = select i1 %isbus, i64 {bus}, i64 {segv}
+  store i64 %kind, ptr %info, align 8
+  %stp = getelementptr inbounds i8, ptr %info, i64 {o['stop']}
+  store i64 {Stop.FAULT.value}, ptr %stp, align 8
+  %ipp = getelementptr inbounds i8, ptr %info, i64 {o['insn_pc']}
+  %fpc = load volatile i64, ptr %ipp, align 8
+  ret i64 %fpc
+}}
+
+define internal i64 @hqemu_dispatch_loop(ptr %state, ptr %membase, ptr %info, ptr %table, i64 %mask,
+                                         i64 %pc0) nounwind noinline {{
+entry:
+  %reqp = getelementptr inbounds i8, ptr %info, i64 {o['request']}
+  %upcp = getelementptr inbounds i8, ptr %info, i64 {o['unit_pc']}
+  %unp = getelementptr inbounds i8, ptr %info, i64 {o['units']}
+  %stp = getelementptr inbounds i8, ptr %info, i64 {o['stop']}
+  br label %look
+look:
+  %pc = phi i64 [ %pc0, %entry ], [ %next, %again ]
+  %req = load volatile i64, ptr %reqp, align 8
+  %stop = icmp ne i64 %req, 0
+  br i1 %stop, label %interrupted, label %hash, !prof !0
+hash:
+  %h0 = mul i64 %pc, {mul}
+  %h1 = lshr i64 %h0, 32
+  %i0 = and i64 %h1, %mask
+  br label %probe
+probe:
+  %i = phi i64 [ %i0, %hash ], [ %i2, %step ]
+  %slot = getelementptr inbounds [2 x i64], ptr %table, i64 %i
+  ; acquire: the code address written before the key is visible once the key is
+  %k = load atomic i64, ptr %slot acquire, align 8
+  %hit = icmp eq i64 %k, %pc
+  br i1 %hit, label %call, label %other, !prof !1
+other:
+  %empty = icmp eq i64 %k, -1
+  br i1 %empty, label %miss, label %step
+step:
+  %i1 = add i64 %i, 1
+  %i2 = and i64 %i1, %mask
+  br label %probe
+call:
+  %cp = getelementptr inbounds i8, ptr %slot, i64 8
+  %code = load ptr, ptr %cp, align 8
+  store i64 %pc, ptr %upcp, align 8
+  %n = load i64, ptr %unp, align 8
+  %n1 = add i64 %n, 1
+  store i64 %n1, ptr %unp, align 8
+  %next = call i64 %code(ptr %state, ptr %membase, ptr %info)
+  %kind = load i64, ptr %info, align 8
+  %jump = icmp eq i64 %kind, 0
+  br i1 %jump, label %again, label %exit, !prof !1
+again:
+  br label %look
+exit:
+  store i64 {Stop.EXIT.value}, ptr %stp, align 8
+  ret i64 %next
+miss:
+  store i64 0, ptr %info, align 8
+  store i64 {Stop.MISS.value}, ptr %stp, align 8
+  ret i64 %pc
+interrupted:
+  store volatile i64 0, ptr %reqp, align 8
+  store i64 0, ptr %info, align 8
+  store i64 {Stop.INTERRUPT.value}, ptr %stp, align 8
+  ret i64 %pc
+}}
+
+define void @hqemu_fault_handler(i32 %sig, ptr %si, ptr %uc) nounwind {{
+entry:
+  %key = load i32, ptr @hqemu_tls_key, align 4
+  %rec = call ptr @pthread_getspecific(i32 %key)
+  %has = icmp ne ptr %rec, null
+  br i1 %has, label %check, label %chain
+check:
+  %ap = getelementptr inbounds i8, ptr %rec, i64 {o['armed']}
+  %armed = load volatile i64, ptr %ap, align 8
+  %hp = getelementptr inbounds i8, ptr %rec, i64 {o['in_helper']}
+  %helper = load volatile i64, ptr %hp, align 8
+  %a1 = icmp ne i64 %armed, 0
+  %h0 = icmp eq i64 %helper, 0
+  %guest = and i1 %a1, %h0
+  br i1 %guest, label %ours, label %chain
+ours:
+  %sap = getelementptr inbounds i8, ptr %si, i64 16
+  %addr = load i64, ptr %sap, align 8
+  %mbp = getelementptr inbounds i8, ptr %rec, i64 {o['membase']}
+  %mb = load i64, ptr %mbp, align 8
+  %ga = sub i64 %addr, %mb
+  %fap = getelementptr inbounds i8, ptr %rec, i64 {o['fault_addr']}
+  store volatile i64 %ga, ptr %fap, align 8
+  %hap = getelementptr inbounds i8, ptr %rec, i64 {o['host_addr']}
+  store volatile i64 %addr, ptr %hap, align 8
+  %sig64 = zext i32 %sig to i64
+  %sgp = getelementptr inbounds i8, ptr %rec, i64 {o['signo']}
+  store volatile i64 %sig64, ptr %sgp, align 8
+{host_pc}
+  %hpp = getelementptr inbounds i8, ptr %rec, i64 {o['host_pc']}
+  store volatile i64 %hpc, ptr %hpp, align 8
+  store volatile i64 0, ptr %ap, align 8
+  %jb = getelementptr inbounds i8, ptr %rec, i64 {o['jmpbuf']}
+  call void @siglongjmp(ptr %jb, i32 1)
+  unreachable
+chain:
+  %isbus = icmp eq i32 %sig, {faults.SIGBUS}
+  %idx = select i1 %isbus, i64 2, i64 0
+  %howp = getelementptr inbounds i64, ptr @hqemu_chain, i64 %idx
+  %how = load volatile i64, ptr %howp, align 8
+  %fnp = getelementptr inbounds i64, ptr %howp, i64 1
+  %fn = load volatile ptr, ptr %fnp, align 8
+  switch i64 %how, label %default [ i64 {faults.CHAIN_HANDLER}, label %plain
+                                    i64 {faults.CHAIN_SIGACTION}, label %withinfo ]
+plain:
+  call void %fn(i32 %sig)
+  ret void
+withinfo:
+  call void %fn(i32 %sig, ptr %si, ptr %uc)
+  ret void
+default:
+  ; the default action (core dump) as if we had never been installed
+  %old = call ptr @signal(i32 %sig, ptr null)
+  %r = call i32 @raise(i32 %sig)
+  ret void
+}}
+
+!0 = !{{!"branch_weights", i32 1, i32 1048575}}
+!1 = !{{!"branch_weights", i32 1048575, i32 1}}
+"""
+
+
+# --- compiling it once per process, cached on disk ------------------------------------------
+@dataclass(frozen=True)
+class DispatchCode:
+    dispatch: int  # address of hqemu_dispatch
+    handler: int  # address of hqemu_fault_handler
+    chain: int  # address of the handler's chain table (faults.CHAIN_WORDS i64)
+    seconds: float  # compile (or cache load) time, link included
+    cached: bool  # the object came from the disk cache
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hqemu"
+
+
+def _cache_key(ir: str, opt: str) -> str:
+    import llvmlite
+    import llvmlite.binding as llvm
+
+    from workers.compile import target_key
+
+    parts = (llvmlite.__version__, ".".join(map(str, llvm.llvm_version_info)), *target_key(), opt, ir)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+def _object(ir: str, cache_dir: Path | None, opt: str = "O2") -> tuple[bytes, bool]:
+    from workers.compile import compile_unit_text
+
+    path = cache_dir / f"dispatch-{_cache_key(ir, opt)}.o" if cache_dir is not None else None
+    if path is not None:
+        try:
+            return path.read_bytes(), True
+        except OSError:
+            pass
+    obj = compile_unit_text(ir, opt).obj
+    if path is not None:
+        try:  # a unique temporary name, then an atomic rename: concurrent processes never see half
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dispatch-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(obj)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache only costs the compile
+    return obj, False
+
+
+_code_lock = threading.Lock()
+_code: DispatchCode | None = None
+
+
+def dispatch_code(cache_dir: Path | None | bool = True) -> DispatchCode:
+    """hqemu_dispatch and the fault handler, linked into the process's engine (once), with the
+    handler installed. cache_dir: a directory, True for default_cache_dir(), None/False: none."""
+    global _code
+    with _code_lock:
+        if _code is None:
+            t0 = time.perf_counter()
+            where = default_cache_dir() if cache_dir is True else cache_dir or None
+            ir = dispatch_ir()
+            obj, cached = _object(ir, where)
+            nc = native()
+            addr = nc.load(obj, "hqemu_dispatch")
+            handler = nc.engine.get_function_address("hqemu_fault_handler")
+            key = nc.engine.get_global_value_address("hqemu_tls_key")
+            chain = nc.engine.get_global_value_address("hqemu_chain")
+            if not (handler and key and chain):
+                raise HqemuError("native: the dispatcher object lacks its handler or globals")
+            ctypes.c_uint32.from_address(key).value = faults.tls_key()
+            _code = DispatchCode(addr, handler, chain, time.perf_counter() - t0, cached)
+        faults.install(_code.handler, _code.chain)
+        return _code
+
+
+DISPATCH_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+
+
+# --- the table -------------------------------------------------------------------------------
+class DispatchTable:
+    """guest pc -> native code address, read by hqemu_dispatch while Python writes it."""
+
+    def __init__(self, capacity: int = MIN_CAPACITY):
+        if capacity < 8 or capacity & (capacity - 1):
+            raise ValueError("the capacity must be a power of two >= 8")
+        self.lock = threading.Lock()  # installs and removes; run() entry and exit
+        self.running = 0  # dispatchers inside hqemu_dispatch on this table
+        self.pending: dict[int, int] = {}  # installs waiting for the runs to end (table too full)
+        self._alloc(capacity)
+        self.live = 0  # entries with a pc
+        self.used = 0  # slots that are not EMPTY (live + tombstones)
+
+    def _alloc(self, capacity: int) -> None:
+        self.words = (ctypes.c_uint64 * (2 * capacity))()
+        ctypes.memset(self.words, 0xFF, ctypes.sizeof(self.words))
+        self.addr = ctypes.addressof(self.words)
+        self.capacity, self.mask = capacity, capacity - 1
+
+    def __len__(self) -> int:
+        return self.live + len(self.pending)
+
+    def _find(self, pc: int) -> tuple[int, int]:
+        """(slot holding pc or -1, slot to insert pc at)."""
+        w, mask = self.words, self.mask
+        i = slot_of(pc, mask)
+        free = -1
+        while True:
+            k = w[2 * i]
+            if k == pc:
+                return i, i
+            if k == EMPTY:
+                return -1, (i if free < 0 else free)
+            if k == TOMB and free < 0:
+                free = i
+            i = (i + 1) & mask
+
+    def lookup(self, pc: int) -> int | None:
+        """The code address installed for pc."""
+        with self.lock:
+            if pc in self.pending:
+                return self.pending[pc]
+            i, _ = self._find(pc)
+            return self.words[2 * i + 1] if i >= 0 else None
+
+    def install(self, pc: int, code: int) -> None:
+        """pc runs code from now on (at once in a running dispatcher, unless queued)."""
+        if not 0 <= pc < TOMB:
+            raise ValueError(f"guest pc 0x{pc:x} cannot be a key")
+        with self.lock:
+            self._install(pc, code)
+
+    def _install(self, pc: int, code: int) -> None:
+        at, free = self._find(pc)
+        if at < 0 and self.running and 4 * (self.used + 1) > 3 * self.capacity:
+            self.pending[pc] = code  # a full table probes long; the array may not move now
+            return
+        if at < 0 and not self.running and 2 * (self.used + 1) > self.capacity:
+            self._rebuild()
+            at, free = self._find(pc)
+        w = self.words
+        if at >= 0:
+            w[2 * at + 1] = code  # one aligned store: the old code or the new one runs
+            return
+        if w[2 * free] == EMPTY:
+            self.used += 1
+        w[2 * free + 1] = code  # the code first, then the key that publishes it
+        w[2 * free] = pc
+        self.live += 1
+        self.pending.pop(pc, None)
+
+    def remove(self, pc: int) -> bool:
+        """pc has no native code from now on (a run already inside its code finishes it)."""
+        with self.lock:
+            found = self.pending.pop(pc, None) is not None
+            i, _ = self._find(pc)
+            if i >= 0:
+                self.words[2 * i] = TOMB
+                self.live -= 1
+                found = True
+            return found
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self.lock:
+            self.pending.clear()
+            if self.running:
+                w = self.words
+                for i in range(self.capacity):
+                    if w[2 * i] < TOMB:
+                        w[2 * i] = TOMB
+            else:
+                ctypes.memset(self.words, 0xFF, ctypes.sizeof(self.words))
+                self.used = 0
+            self.live = 0
+
+    def _rebuild(self) -> None:
+        """Rehash the live entries into a fresh array (doubled if they fill over a quarter).
+        @assume lock held and running == 0: a dispatcher reads the array without the lock."""
+        old, cap = self.words, self.capacity
+        entries = [(old[2 * i], old[2 * i + 1]) for i in range(cap) if old[2 * i] < TOMB]
+        new_cap = cap
+        while 4 * (len(entries) + len(self.pending) + 1) > new_cap:
+            new_cap *= 2
+        self._alloc(new_cap)
+        self.live = self.used = 0
+        for pc, code in entries:
+            self._install(pc, code)
+
+    def enter(self) -> tuple[int, int]:
+        """A dispatcher starts running: (table address, mask) for it."""
+        with self.lock:
+            if self.pending and not self.running:
+                self._flush()
+            self.running += 1
+            return self.addr, self.mask
+
+    def leave(self) -> None:
+        with self.lock:
+            self.running -= 1
+            if self.pending and not self.running:
+                self._flush()
+
+    def _flush(self) -> None:
+        todo, self.pending = self.pending, {}
+        for pc, code in todo.items():
+            self._install(pc, code)
+
+
+# --- the Python API --------------------------------------------------------------------------
+# why run() came back to Python, as counted in Dispatcher.returns and env.stats.native_returns
+RETURN_REASONS = ("miss", "syscall", "trap", "signal", "fault", "helper", "interrupt")
+_REASON_OF_KIND = {k: "syscall" if k == "syscall" else "trap" if k == "sigtrap" else "signal"
+                   for k in EXIT_KINDS}
+_SIGSEGV, _SIGBUS = EXIT_KINDS.index("sigsegv"), EXIT_KINDS.index("sigbus")
+
+
+class Dispatcher:
+    """Runs native code for one guest thread: its CPU state, its exit record, a shared table."""
+
+    def __init__(self, env: Any = None, *, state_addr: int | None = None, membase: int | None = None,
+                 mem_size: int | None = None, table: DispatchTable | None = None,
+                 cache_dir: Path | None | bool = True):
+        if env is not None:
+            state_addr = ctypes.addressof(env.cpu)
+            membase, mem_size = env.mem.base, env.mem.size
+            native().env = env  # what helper callbacks receive
+        if state_addr is None or membase is None or mem_size is None:
+            raise TypeError("Dispatcher needs an env or state_addr, membase and mem_size")
+        self.env = env
+        self.code = dispatch_code(cache_dir)
+        self.table = table if table is not None else DispatchTable()
+        self.rec = ExitRecord()
+        self.state_addr, self.membase, self.mem_size = state_addr, membase, mem_size
+        self._fn = DISPATCH_FN(self.code.dispatch)
+        self._rec_addr = ctypes.addressof(self.rec)
+        self.returns: Counter = Counter()  # reason (RETURN_REASONS) -> returns to Python
+        self._stats = getattr(env, "stats", None) if hasattr(getattr(env, "stats", None),
+                                                             "native_returns") else None
+        self._seen_insns = self._seen_units = 0  # record counts already added to the stats
+
+    # --- the table ---------------------------------------------------------------------
+    def install(self, pc: int, addr: int) -> None:
+        self.table.install(pc, addr)
+
+    def remove(self, pc: int) -> bool:
+        return self.table.remove(pc)
+
+    def clear(self) -> None:
+        self.table.clear()
+
+    def interrupt(self) -> None:
+        """Make a run in another thread return at its next transition between units."""
+        self.rec.request = 1
+
+    # --- running -----------------------------------------------------------------------
+    @property
+    def guest_insns(self) -> int:
+        """Guest instructions entered in native code (counted per guest block entered)."""
+        return self.rec.icount
+
+    @property
+    def transitions(self) -> int:
+        """Units entered by the dispatcher."""
+        return self.rec.units
+
+    def run(self, pc: int) -> tuple[str, int, int | None]:
+        """Run native code from guest pc until it needs Python: (kind, pc, fault address)."""
+        faults.ensure_altstack()
+        table = self.table
+        taddr, mask = table.enter()
+        try:
+            npc = self._fn(self.state_addr, self.membase, self._rec_addr, taddr, mask, pc)
+        finally:
+            table.leave()
+        rec = self.rec
+        kind = rec.kind
+        fault_addr = None
+        if rec.stop == Stop.MISS.value:
+            reason = "miss"
+        elif rec.stop == Stop.FAULT.value:
+            reason, fault_addr = "fault", rec.fault_addr
+        elif rec.stop == Stop.INTERRUPT.value:
+            reason = "interrupt"
+        elif kind == ABORT:
+            reason = "helper"
+        else:
+            reason = _REASON_OF_KIND[EXIT_KINDS[kind]]
+        self.returns[reason] += 1
+        if self._stats is not None:
+            self._account()
+            self._stats.native_returns[reason] += 1
+        if reason == "helper":
+            nc = native()
+            e, nc.pending = nc.pending, None
+            if e is None:
+                raise HqemuError(f"native: a unit aborted at 0x{npc:x} with no exception parked")
+            raise e
+        return EXIT_KINDS[kind], npc, fault_addr
+
+    def _account(self) -> None:
+        st, rec = self._stats, self.rec
+        st.native_guest_insns += rec.icount - self._seen_insns
+        st.native_units += rec.units - self._seen_units
+        self._seen_insns, self._seen_units = rec.icount, rec.units
+
+    def fault_in_guest_space(self) -> bool:
+        """Whether the last fault's host address lies inside the guest reservation (if not,
+        the guest computed an address beyond the space, or native code has a bug)."""
+        return 0 <= self.rec.host_addr - self.membase < self.mem_size
+
+
+__all__ = ["DISPATCH_FN", "EMPTY", "RETURN_REASONS", "TOMB", "DispatchCode", "DispatchTable", "Dispatcher",
+           "ExitRecord", "Stop", "default_cache_dir", "dispatch_code", "dispatch_ir", "slot_of"]

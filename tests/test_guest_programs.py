@@ -1,0 +1,124 @@
+"""Every guest program (tests/guest/*.c) x every build variant, under hqemu and natively.
+
+The native run of the same binary is the oracle: stdout, stderr, the exit status and the
+files written in the working directory must be byte-identical. The crash programs must
+die of the same signal (status 128 + N), and hqemu must say so in exactly one stderr line.
+A new .c file in tests/guest is picked up here without any change; give it a Spec below
+only if it needs arguments, input or a signal.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import guestrun
+import pytest
+from elftools.elf.elffile import ELFFile
+
+
+@dataclass(frozen=True)
+class Spec:
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    stdin: bytes | None = None
+    signal: int | None = None  # the guest must die of it
+    slow: bool = False  # only under `make test-slow`
+
+
+SPECS: dict[str, Spec] = {
+    # options after the program belong to the guest; exit:N sets the status
+    "args": Spec(args=("first", "with space", "", "env:HQEMU_TEST_VAR", "env:UNSET_VAR", "-d", "in_asm",
+                       "-strace", "--", "exit:3"),
+                 env={"HQEMU_TEST_VAR": "x=1 y"}),
+    "cat": Spec(stdin=bytes(range(256)) * 37 + b"the end\n"),
+    "crash_segv": Spec(signal=signal.SIGSEGV),
+    "crash_ud2": Spec(signal=signal.SIGILL),
+    "crash_abort": Spec(signal=signal.SIGABRT),
+}
+
+
+# The static-pie build differs from the plain static one in its start-up (it relocates
+# itself) and its addressing; by default it runs the programs about the process, and the
+# compute-heavy rest only under `make test-slow`.
+PIE_BY_DEFAULT = {"hello", "args", "cat", "entropy", "files", "memory", "structs", "crash_segv", "crash_ud2",
+                  "crash_abort"}
+
+
+def cases():
+    for name in guestrun.guest_programs():
+        spec = SPECS.get(name, Spec())
+        for variant in guestrun.VARIANTS:
+            slow = spec.slow or (variant == "x86_64-pie" and name not in PIE_BY_DEFAULT)
+            marks = [pytest.mark.slow] if slow else []
+            yield pytest.param(name, variant, id=f"{name}-{variant}", marks=marks)
+
+
+@pytest.mark.parametrize("name,variant", list(cases()))
+def test_program(name, variant, guest, tmp_path):
+    spec = SPECS.get(name, Spec())
+    path = guest(variant, name)
+    env = guestrun.clean_env(spec.env)
+    native_dir, hqemu_dir = guestrun.fresh_dirs(tmp_path)
+    native = guestrun.run_native(path, spec.args, env, native_dir, stdin=spec.stdin)
+    emu = guestrun.run_hqemu(path, spec.args, env, hqemu_dir, stdin=spec.stdin)
+    what = f"{name} ({variant})"
+    if spec.signal is None:
+        assert native.returncode < 128, f"{what}: the native run itself failed: {native}"
+        guestrun.assert_same_run(native, emu, what=what, files=(native_dir, hqemu_dir))
+        return
+    assert native.returncode == 128 + spec.signal, f"{what}: native did not die of {spec.signal!r}: {native}"
+    assert native.stderr == b"", f"{what}: native stderr is not empty: {native.stderr!r}"
+    # stderr is hqemu's own report here, not the guest's: checked apart
+    guestrun.assert_same_run(native, emu, what=what, compare_stderr=False, files=(native_dir, hqemu_dir))
+    problem = guestrun.signal_line_problem(emu.stderr, int(spec.signal))
+    assert problem is None, f"{what}: {problem}"
+
+
+# --- busybox: a large real-world static binary -----------------------------------------------
+
+BUSYBOX_INPUT = "".join(f"{(i * 7919) % 1000} line {i} {'abc' * (i % 4)}\n" for i in range(300))
+
+BUSYBOX_CASES = {  # id: (argv after "busybox", stdin, slow)
+    "echo": (["echo", "hello", "  spaced  ", ""], None, False),
+    "sh-arith": (["sh", "-c", "x=0; for i in $(seq 1 40); do x=$((x + i * i)); done; echo $x"], None, False),
+    "sort": (["sort", "-n", "in.txt"], None, True),
+    "md5sum": (["md5sum", "in.txt"], None, True),
+    "sha256sum": (["sha256sum", "in.txt"], None, True),
+    "wc": (["wc", "in.txt"], None, True),
+    "awk": (["awk", "{ s += $1 } END { print s, NR }", "in.txt"], None, True),
+    "sed": (["sed", "-e", "s/line/LINE/g", "-e", "5q", "in.txt"], None, True),
+    "tr-stdin": (["tr", "a-z", "A-Z"], BUSYBOX_INPUT.encode(), True),
+    "od": (["od", "-A", "x", "-t", "x1z", "-N", "200", "in.txt"], None, True),
+    "printf": (["printf", "%05d|%x|%-6s|%.3f\\n", "42", "255", "str", "3.14159"], None, True),
+    "cp-ls": (["sh", "-c", "cp in.txt copy.txt && mkdir sub && mv copy.txt sub/ && ls -1 . sub"], None, True),
+}
+
+
+def _static_busybox() -> Path | None:
+    path = shutil.which("busybox")
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        if any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments()):
+            return None  # a dynamically linked busybox: hqemu runs static programs only
+    return Path(path)
+
+
+@pytest.mark.parametrize("case", [pytest.param(k, id=k, marks=[pytest.mark.slow] if v[2] else [])
+                                  for k, v in BUSYBOX_CASES.items()])
+def test_busybox(case, tmp_path):
+    busybox = _static_busybox()
+    if busybox is None:
+        pytest.skip("no static busybox (apt-get install busybox-static)")
+    args, stdin, _ = BUSYBOX_CASES[case]
+    dirs = guestrun.fresh_dirs(tmp_path)
+    for d in dirs:
+        (d / "in.txt").write_text(BUSYBOX_INPUT)
+    env = guestrun.clean_env()
+    native = guestrun.run_native(busybox, args, env, dirs[0], stdin=stdin)
+    emu = guestrun.run_hqemu(busybox, args, env, dirs[1], stdin=stdin)
+    guestrun.assert_same_run(native, emu, what=f"busybox {case}", files=(dirs[0], dirs[1]))
