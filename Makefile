@@ -78,10 +78,13 @@ deps:
 .PHONY: test test-slow lint golden bench fuzz run clean
 
 # `deps` must finish before the guest list is computed, hence the recursive make
+# lint failures do not hide test failures: both run, either fails the target
 test: venv deps
 	$(MAKE) --no-print-directory guest
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	@status=0; \
+	echo "ruff check ."; $(VENV)/bin/ruff check . || status=1; \
+	echo "pytest -q $(PYTEST_ARGS)"; $(VENV)/bin/pytest -q $(PYTEST_ARGS) || status=1; \
+	exit $$status
 
 test-slow: venv deps
 	$(MAKE) --no-print-directory guest
@@ -110,8 +113,8 @@ $(PRIMES): bench/programs/primes.c
 	$(CC_GLIBC) -static -O2 -o $@ $<
 
 run: venv $(PRIMES)
-	@echo "native:"; ./$(PRIMES)
-	@echo "hqemu:"; $(VENV)/bin/hqemu $(PRIMES)
+	@TIMEFORMAT="  (%R s)"; echo "native:"; time ./$(PRIMES); \
+	echo "hqemu:"; time $(VENV)/bin/hqemu $(PRIMES)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

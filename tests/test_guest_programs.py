@@ -83,7 +83,9 @@ BUSYBOX_INPUT = "".join(f"{(i * 7919) % 1000} line {i} {'abc' * (i % 4)}\n" for 
 
 BUSYBOX_CASES = {  # id: (argv after "busybox", stdin, slow)
     "echo": (["echo", "hello", "  spaced  ", ""], None, False),
-    "sh-arith": (["sh", "-c", "x=0; for i in $(seq 1 40); do x=$((x + i * i)); done; echo $x"], None, False),
+    "sh-arith": (["sh", "-c", "i=0 x=0; "
+                  "while [ $i -lt 12 ]; do i=$((i + 1)); x=$((x + i * i)); done; echo $x"],
+                 None, False),
     "sort": (["sort", "-n", "in.txt"], None, True),
     "md5sum": (["md5sum", "in.txt"], None, True),
     "sha256sum": (["sha256sum", "in.txt"], None, True),
@@ -93,7 +95,10 @@ BUSYBOX_CASES = {  # id: (argv after "busybox", stdin, slow)
     "tr-stdin": (["tr", "a-z", "A-Z"], BUSYBOX_INPUT.encode(), True),
     "od": (["od", "-A", "x", "-t", "x1z", "-N", "200", "in.txt"], None, True),
     "printf": (["printf", "%05d|%x|%-6s|%.3f\\n", "42", "255", "str", "3.14159"], None, True),
-    "cp-ls": (["sh", "-c", "cp in.txt copy.txt && mkdir sub && mv copy.txt sub/ && ls -1 . sub"], None, True),
+    "cp": (["cp", "in.txt", "copy.txt"], None, True),
+    "ls": (["ls", "-1a", "/"], None, True),
+    # needs fork, wait4 and execve of /proc/self/exe
+    "sh-fork": (["sh", "-c", "echo $(echo sub shell) | tr a-z A-Z; ls -1 . | wc -l"], None, True),
 }
 
 

@@ -54,6 +54,15 @@ _md = Cs(CS_ARCH_X86, CS_MODE_64)
 _md.detail = True
 
 FLAG_BITS = {"cf": 0, "pf": 2, "af": 4, "zf": 6, "sf": 7, "df": 10, "of": 11}
+_decoded: dict[bytes, object] = {}
+
+
+def decode(code: bytes):
+    """The capstone instruction at the start of code, decoded once per byte string."""
+    insn = _decoded.get(code)
+    if insn is None:
+        insn = _decoded[code] = next(_md.disasm(code, CODE, count=1))
+    return insn
 
 
 # --- running one instruction under hqemu -----------------------------------------------------
@@ -223,7 +232,7 @@ class Uni:
             mu.reg_write(U.UC_X86_REG_FPTAG, sum(3 << (2 * i) for i in range(8) if s.fpu_tag >> i & 1))
             for i, (mant, se) in enumerate(s.st):
                 mu.reg_write(U.UC_X86_REG_FP0 + i, (mant, se))
-        n = next(_md.disasm(code, CODE, count=1)).size
+        n = decode(code).size
         mu.emu_start(CODE, CODE + n, count=1)
         ef = mu.reg_read(U.UC_X86_REG_EFLAGS)
         out = State(
@@ -314,7 +323,7 @@ class Native:
         return bytes(c)
 
     def run(self, code: bytes, s: State) -> State:
-        n = next(_md.disasm(code, CODE, count=1)).size
+        n = decode(code).size
         thunk = self._thunks.get(code[:n])
         if thunk is None:
             thunk = self._thunks[code[:n]] = self._thunk(code[:n])
@@ -607,7 +616,7 @@ def check(code: bytes, s: State, got: State, what: str = "", fields=ALL_FIELDS, 
           x87: bool = False) -> None:
     """hqemu's result must equal the host CPU's (when it can run the instruction) and Unicorn's,
     except where Unicorn itself disagrees with the host CPU (counted in UNICORN_DEVIATIONS)."""
-    insn = next(_md.disasm(code, CODE, count=1))
+    insn = decode(code)
     ctx = f"{insn.mnemonic} {insn.op_str} [{code.hex()}] {what}"
     inputs = f"\n  input xmm0-7: {[f'{x:032x}' for x in s.xmm[:8]]}"
     bad_u = differ(got, uni().run(code, s, x87), fields)
@@ -629,7 +638,7 @@ def compare(code: bytes, s: State, got: State, what: str = "") -> None:
 def test_sse_vs_unicorn(enc: Enc) -> None:
     rng = random.Random(f"{SEED}-{_ids(enc)}")
     for code in variants(enc, rng):
-        insn = next(_md.disasm(code, CODE, count=1))
+        insn = decode(code)
         assert insn.mnemonic == enc.mnemonic or (enc.mnemonic.startswith("cmp")), \
             f"{code.hex()} decodes as {insn.mnemonic}, table says {enc.mnemonic}"
         for _ in range(CASES):
@@ -681,6 +690,18 @@ def test_unaligned_forms_do_not_fault(code: str) -> None:
     ex, got = run_hqemu(c, s)
     assert ex == ("jump", CODE + len(c))
     compare(c, s, got)
+
+
+def test_reserved_mxcsr_bits_fault() -> None:
+    """ldmxcsr/fxrstor of an MXCSR with reserved bits set is a #GP (SIGSEGV); valid values load."""
+    s = random_state(random.Random(5), "i")
+    for bad, want in ((0x1F80 | 1 << 16, "sigsegv"), (0x1F80 | 1 << 31, "sigsegv"), (0xFFFF, "jump")):
+        mem = bytearray(s.mem)
+        mem[0x100:0x104] = bad.to_bytes(4, "little")  # ldmxcsr [rsi]
+        mem[0x118:0x11C] = bad.to_bytes(4, "little")  # the MXCSR word of an fxrstor image at [rsi]
+        s.mem = bytes(mem)
+        for code in ("0fae16", "0fae0e"):
+            assert run_hqemu(bytes.fromhex(code), s)[0][0] == want, (code, hex(bad))
 
 
 def test_mmx_forms_are_sigill() -> None:

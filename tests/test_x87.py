@@ -43,7 +43,7 @@ from test_x86_sse import (
 
 from hqemu.frontends.x86_64 import x87_helpers as H
 
-CASES = 300 if FUZZ else 12  # random states per encoding
+CASES = 300 if FUZZ else 8  # random states per encoding
 CASE_COUNT: Counter = Counter()
 
 

@@ -637,7 +637,7 @@ def lower_call(fn: _Fn, op: Op) -> None:
     call = f"call {ret} @{sym}(ptr %state, ptr %membase, ptr %exitinfo{''.join(', ' + a for a in args)})"
     # a host fault while Python runs the helper must reach Python's own handling, not the guest's
     in_helper = fn.info("in_helper")
-    pass
+    fn.emit(f"store volatile i64 1, ptr {in_helper}, align 8")
     r = fn.tmp(call) if direct else None
     if r is None:
         fn.emit(call)

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 Request = tuple[int, str, str, str, float]
+_WARM_UP = "unit warm_up\nblock 0x1000\n  exit jump, 0x1000\n"
 
 
 def handle(msg: Request) -> tuple:
@@ -57,9 +58,9 @@ def _one_line(e: BaseException) -> str:
 def serve(conn: Any, default_opt: str = "cheap") -> None:
     """The worker's loop over one duplex connection to the pool."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from . import compile as _compile
-
-    _compile.target_key()  # LLVM's target setup now, not in the first request's compile time
+    # LLVM's lazy setup (targets, pass registries, codegen tables) made the first compile of a
+    # worker ~3x slower than the next: pay it now, before a request waits for it
+    handle((-1, _WARM_UP, "hqemu_warm_up", default_opt, 0.0))
     while True:
         try:
             msg = conn.recv()

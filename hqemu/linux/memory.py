@@ -439,9 +439,11 @@ class GuestMemory:
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
         """Linux mmap; fd is a host file descriptor (the syscall layer translates guest fds).
 
-        File mappings are copies of the file's bytes: MAP_SHARED is served like MAP_PRIVATE
-        (fine for reading; writes never reach the file), and pages past the end of the file
-        read as zero instead of raising SIGBUS.
+        MAP_PRIVATE file mappings are copies of the file's bytes. MAP_SHARED file mappings are
+        the host's own shared mapping of the file at the guest address, so writes reach the
+        file and other mappers, as on Linux. Pages past the end of the file read as zero
+        instead of raising SIGBUS (they are not part of the host file mapping: Python touching
+        them would take the SIGBUS itself).
         """
         if offset & PAGE_MASK or offset < 0:
             return -errno.EINVAL
@@ -497,7 +499,23 @@ class GuestMemory:
             if a < 0:
                 return -errno.ENOMEM
         self._unmap(a, a + length)
+        if not anon and mtype != MAP_PRIVATE:
+            return self._map_shared(a, length, prot, name, fd, offset, st.st_size)
         self._map(a, a + length, prot, name, offset, data)
+        return a
+
+    def _map_shared(self, a: int, length: int, prot: int, name: str, fd: int, offset: int, fsize: int) -> int:
+        """Map [a, a + length) as the host's MAP_SHARED mapping of fd (the file's pages only)."""
+        file_len = min(length, max(0, _page_up(fsize - offset)))
+        self._map(a, a + length, prot, name, offset)
+        if file_len:
+            try:
+                hostmm.mmap(self.base + a, file_len, hostmm.PROT_NONE,
+                            hostmm.MAP_SHARED | hostmm.MAP_FIXED, fd, offset)
+            except OSError as e:
+                self._unmap(a, a + length)
+                return -(e.errno or errno.ENOMEM)
+            self._sync_host(a >> PAGE_SHIFT, (a + file_len) >> PAGE_SHIFT)
         return a
 
     def munmap(self, addr: int, length: int) -> int:

@@ -42,10 +42,8 @@ import platform
 import tempfile
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +83,7 @@ class Stop(Enum):
     MISS = 1  # the pc has no native code
     FAULT = 2  # a guest access faulted (the handler siglongjmp'ed back)
     INTERRUPT = 3  # interrupt() was asked
+    BUSY = 4  # hqemu_run found the table being moved: nothing ran, try again
 
 
 class ExitRecord(ctypes.Structure):
@@ -106,7 +105,8 @@ class ExitRecord(ctypes.Structure):
         ("unit_pc", ctypes.c_uint64),  # guest pc of the last unit entered
         ("units", ctypes.c_uint64),  # units entered (native transitions, cumulative)
         ("request", ctypes.c_uint64),  # nonzero: return at the next transition
-        ("_pad", ctypes.c_uint64 * 2),
+        ("state", ctypes.c_uint64),  # hqemu_run's CPU state address
+        ("table", ctypes.c_uint64),  # hqemu_run's TableHeader address
         ("jmpbuf", ctypes.c_uint8 * JMPBUF_BYTES),  # sigjmp_buf of the running hqemu_dispatch
     ]
 
@@ -115,9 +115,20 @@ def _off(name: str) -> int:
     return getattr(ExitRecord, name).offset
 
 
-assert (_off("kind"), _off("insn_pc"), _off("icount"), _off("fault_addr"), _off("in_helper"), _off("stop")) == (
+assert tuple(map(_off, ("kind", "insn_pc", "icount", "fault_addr", "in_helper", "stop"))) == (
     EXITINFO_KIND, EXITINFO_INSN_PC, EXITINFO_ICOUNT, EXITINFO_FAULT_ADDR, EXITINFO_IN_HELPER, EXITINFO_SIZE)
 assert _off("jmpbuf") % 16 == 0
+
+
+class TableHeader(ctypes.Structure):
+    """What hqemu_run reads to find a DispatchTable's array, and how it registers as a runner."""
+
+    _fields_ = [
+        ("runners", ctypes.c_int64),  # dispatchers inside hqemu_run on this table (atomic add/sub)
+        ("moving", ctypes.c_int64),  # 1 while Python replaces the array: runners back off
+        ("words", ctypes.c_uint64),  # address of the array of {key, code} pairs
+        ("mask", ctypes.c_uint64),  # capacity - 1
+    ]
 
 
 # --- the dispatcher and fault handler, in LLVM IR -------------------------------------------
@@ -145,6 +156,44 @@ declare i32 @__sigsetjmp(ptr, i32) nounwind returns_twice
 declare void @siglongjmp(ptr, i32) nounwind noreturn
 declare ptr @signal(i32, ptr) nounwind
 declare i32 @raise(i32) nounwind
+
+; run() enters here: everything but the pc comes from the record, as few ctypes arguments
+; cost least (about 100 ns each); the table cannot move while a runner is registered
+define i64 @hqemu_run(ptr %info, i64 %pc) nounwind {{
+entry:
+  %sp = getelementptr inbounds i8, ptr %info, i64 {o['state']}
+  %state = load ptr, ptr %sp, align 8
+  %mp = getelementptr inbounds i8, ptr %info, i64 {o['membase']}
+  %membase = load ptr, ptr %mp, align 8
+  %tp = getelementptr inbounds i8, ptr %info, i64 {o['table']}
+  %hdr = load ptr, ptr %tp, align 8
+  %runners = getelementptr inbounds i8, ptr %hdr, i64 {TableHeader.runners.offset}
+  %in = atomicrmw add ptr %runners, i64 1 seq_cst
+  %movp = getelementptr inbounds i8, ptr %hdr, i64 {TableHeader.moving.offset}
+  %moving = load atomic i64, ptr %movp seq_cst, align 8
+  %busy = icmp ne i64 %moving, 0
+  br i1 %busy, label %back_off, label %go, !prof !0
+go:
+  %wp = getelementptr inbounds i8, ptr %hdr, i64 {TableHeader.words.offset}
+  %words = load ptr, ptr %wp, align 8
+  %kp = getelementptr inbounds i8, ptr %hdr, i64 {TableHeader.mask.offset}
+  %mask = load i64, ptr %kp, align 8
+  %r = call i64 @hqemu_dispatch(ptr %state, ptr %membase, ptr %info, ptr %words, i64 %mask, i64 %pc)
+  %out = atomicrmw sub ptr %runners, i64 1 seq_cst
+  ret i64 %r
+back_off:
+  %out2 = atomicrmw sub ptr %runners, i64 1 seq_cst
+  store i64 0, ptr %info, align 8
+  %stp = getelementptr inbounds i8, ptr %info, i64 {o['stop']}
+  store i64 {Stop.BUSY.value}, ptr %stp, align 8
+  ret i64 %pc
+}}
+
+; a full barrier for the Python side of the runner/mover handshake
+define i64 @hqemu_xchg(ptr %p, i64 %v) nounwind {{
+  %old = atomicrmw xchg ptr %p, i64 %v seq_cst
+  ret i64 %old
+}}
 
 define i64 @hqemu_dispatch(ptr %state, ptr %membase, ptr %info, ptr %table, i64 %mask, i64 %pc) nounwind {{
 entry:
@@ -303,7 +352,9 @@ default:
 # --- compiling it once per process, cached on disk ------------------------------------------
 @dataclass(frozen=True)
 class DispatchCode:
-    dispatch: int  # address of hqemu_dispatch
+    dispatch: int  # address of hqemu_dispatch (the loop; table and mask as arguments)
+    run: int  # address of hqemu_run(record, pc): the loop on the record's state and table
+    xchg: int  # address of hqemu_xchg(ptr, value) -> old value, a full barrier
     handler: int  # address of hqemu_fault_handler
     chain: int  # address of the handler's chain table (faults.CHAIN_WORDS i64)
     seconds: float  # compile (or cache load) time, link included
@@ -350,52 +401,70 @@ _code_lock = threading.Lock()
 _code: DispatchCode | None = None
 
 
-def dispatch_code(cache_dir: Path | None | bool = True) -> DispatchCode:
+def dispatch_code(cache_dir: Path | str | None | bool = True) -> DispatchCode:
     """hqemu_dispatch and the fault handler, linked into the process's engine (once), with the
     handler installed. cache_dir: a directory, True for default_cache_dir(), None/False: none."""
     global _code
     with _code_lock:
         if _code is None:
             t0 = time.perf_counter()
-            where = default_cache_dir() if cache_dir is True else cache_dir or None
+            where = default_cache_dir() if cache_dir is True else Path(cache_dir) if cache_dir else None
             ir = dispatch_ir()
             obj, cached = _object(ir, where)
             nc = native()
             addr = nc.load(obj, "hqemu_dispatch")
             handler = nc.engine.get_function_address("hqemu_fault_handler")
+            run = nc.engine.get_function_address("hqemu_run")
+            xchg = nc.engine.get_function_address("hqemu_xchg")
             key = nc.engine.get_global_value_address("hqemu_tls_key")
             chain = nc.engine.get_global_value_address("hqemu_chain")
-            if not (handler and key and chain):
+            if not (handler and run and xchg and key and chain):
                 raise HqemuError("native: the dispatcher object lacks its handler or globals")
             ctypes.c_uint32.from_address(key).value = faults.tls_key()
-            _code = DispatchCode(addr, handler, chain, time.perf_counter() - t0, cached)
+            _code = DispatchCode(addr, run, xchg, handler, chain, time.perf_counter() - t0, cached)
         faults.install(_code.handler, _code.chain)
         return _code
 
 
 DISPATCH_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+RUN_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64)
+XCHG_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
 
 
 # --- the table -------------------------------------------------------------------------------
 class DispatchTable:
-    """guest pc -> native code address, read by hqemu_dispatch while Python writes it."""
+    """guest pc -> native code address, read by hqemu_dispatch while Python writes it.
+
+    Moving the array (growth, clear) waits for a moment when no dispatcher runs on it: a
+    runner (hqemu_run) increments header.runners and then reads header.moving, a mover sets
+    `moving` and then reads `runners`, each step behind a full barrier, so they cannot both
+    go ahead; a runner that backs off returns Stop.BUSY and run() retries after the move."""
 
     def __init__(self, capacity: int = MIN_CAPACITY):
         if capacity < 8 or capacity & (capacity - 1):
             raise ValueError("the capacity must be a power of two >= 8")
-        self.lock = threading.Lock()  # installs and removes; run() entry and exit
-        self.running = 0  # dispatchers inside hqemu_dispatch on this table
+        self.lock = threading.Lock()  # serializes the writers (install, remove, clear, moves)
+        self.header = TableHeader()  # what the native side reads
+        self._xchg = XCHG_FN(dispatch_code().xchg)
         self.pending: dict[int, int] = {}  # installs waiting for the runs to end (table too full)
         self._alloc(capacity)
+
+    def _alloc(self, capacity: int) -> None:
+        """A fresh empty array. @assume no runner, or the table not published yet."""
+        words = (ctypes.c_uint64 * (2 * capacity))()
+        ctypes.memset(words, 0xFF, ctypes.sizeof(words))
+        self.words = words  # the old array is freed here, once no runner can hold it
+        self.header.words = self.addr = ctypes.addressof(words)
+        self.capacity = capacity
+        self.header.mask = self.mask = capacity - 1
         self.live = 0  # entries with a pc
         self.used = 0  # slots that are not EMPTY (live + tombstones)
 
-    def _alloc(self, capacity: int) -> None:
-        self.words = (ctypes.c_uint64 * (2 * capacity))()
-        ctypes.memset(self.words, 0xFF, ctypes.sizeof(self.words))
-        self.addr = ctypes.addressof(self.words)
-        self.capacity, self.mask = capacity, capacity - 1
+    @property
+    def running(self) -> int:
+        """Dispatchers inside hqemu_run on this table now."""
+        return self.header.runners
 
     def __len__(self) -> int:
         return self.live + len(self.pending)
@@ -431,13 +500,13 @@ class DispatchTable:
             self._install(pc, code)
 
     def _install(self, pc: int, code: int) -> None:
+        """@assume lock held."""
         at, free = self._find(pc)
-        if at < 0 and self.running and 4 * (self.used + 1) > 3 * self.capacity:
-            self.pending[pc] = code  # a full table probes long; the array may not move now
-            return
-        if at < 0 and not self.running and 2 * (self.used + 1) > self.capacity:
-            self._rebuild()
+        if at < 0 and 2 * (self.used + 1) > self.capacity and self._move(len(self.pending) + 1):
             at, free = self._find(pc)
+        if at < 0 and 4 * (self.used + 1) > 3 * self.capacity:
+            self.pending[pc] = code  # full while a dispatcher runs: the array cannot move now
+            return
         w = self.words
         if at >= 0:
             w[2 * at + 1] = code  # one aligned store: the old code or the new one runs
@@ -455,7 +524,7 @@ class DispatchTable:
             found = self.pending.pop(pc, None) is not None
             i, _ = self._find(pc)
             if i >= 0:
-                self.words[2 * i] = TOMB
+                self.words[2 * i] = TOMB  # one store: probing goes on past it
                 self.live -= 1
                 found = True
             return found
@@ -464,44 +533,42 @@ class DispatchTable:
         """Forget every entry."""
         with self.lock:
             self.pending.clear()
-            if self.running:
+            if not self._move(0, shrink=True):
                 w = self.words
                 for i in range(self.capacity):
                     if w[2 * i] < TOMB:
                         w[2 * i] = TOMB
-            else:
-                ctypes.memset(self.words, 0xFF, ctypes.sizeof(self.words))
-                self.used = 0
-            self.live = 0
+                self.live = 0
 
-    def _rebuild(self) -> None:
-        """Rehash the live entries into a fresh array (doubled if they fill over a quarter).
-        @assume lock held and running == 0: a dispatcher reads the array without the lock."""
-        old, cap = self.words, self.capacity
-        entries = [(old[2 * i], old[2 * i + 1]) for i in range(cap) if old[2 * i] < TOMB]
-        new_cap = cap
-        while 4 * (len(entries) + len(self.pending) + 1) > new_cap:
-            new_cap *= 2
-        self._alloc(new_cap)
-        self.live = self.used = 0
-        for pc, code in entries:
-            self._install(pc, code)
+    def _move(self, extra: int, shrink: bool = False) -> bool:
+        """Rehash the live entries (none if shrink) into a fresh array, doubled while they and
+        `extra` more would fill it over a quarter; False if a dispatcher runs. @assume lock held."""
+        hdr = ctypes.addressof(self.header)
+        self._xchg(hdr + TableHeader.moving.offset, 1)  # the barrier before reading runners
+        try:
+            if self.header.runners:
+                return False
+            old, cap = self.words, self.capacity
+            entries = [] if shrink else [(old[2 * i], old[2 * i + 1])
+                                         for i in range(cap) if old[2 * i] < TOMB]
+            while 4 * (len(entries) + extra) > cap:
+                cap *= 2
+            self._alloc(cap)
+            for pc, code in entries:
+                self._install(pc, code)
+            return True
+        finally:
+            self.header.moving = 0
 
-    def enter(self) -> tuple[int, int]:
-        """A dispatcher starts running: (table address, mask) for it."""
+    def settle(self) -> None:
+        """After a run: land the queued installs if no dispatcher runs any more; wait for a move
+        in progress to finish."""
         with self.lock:
-            if self.pending and not self.running:
-                self._flush()
-            self.running += 1
-            return self.addr, self.mask
-
-    def leave(self) -> None:
-        with self.lock:
-            self.running -= 1
-            if self.pending and not self.running:
+            if self.pending and not self.header.runners:
                 self._flush()
 
     def _flush(self) -> None:
+        """@assume lock held, no runner."""
         todo, self.pending = self.pending, {}
         for pc, code in todo.items():
             self._install(pc, code)
@@ -510,9 +577,10 @@ class DispatchTable:
 # --- the Python API --------------------------------------------------------------------------
 # why run() came back to Python, as counted in Dispatcher.returns and env.stats.native_returns
 RETURN_REASONS = ("miss", "syscall", "trap", "signal", "fault", "helper", "interrupt")
-_REASON_OF_KIND = {k: "syscall" if k == "syscall" else "trap" if k == "sigtrap" else "signal"
-                   for k in EXIT_KINDS}
-_SIGSEGV, _SIGBUS = EXIT_KINDS.index("sigsegv"), EXIT_KINDS.index("sigbus")
+_REASON_OF_KIND = {i: "syscall" if k == "syscall" else "trap" if k == "sigtrap" else "signal"
+                   for i, k in enumerate(EXIT_KINDS)}
+_KIND, _STOP = _off("kind") // 8, _off("stop") // 8
+_EXIT, _MISS, _FAULT, _BUSY = Stop.EXIT.value, Stop.MISS.value, Stop.FAULT.value, Stop.BUSY.value
 
 
 class Dispatcher:
@@ -520,7 +588,7 @@ class Dispatcher:
 
     def __init__(self, env: Any = None, *, state_addr: int | None = None, membase: int | None = None,
                  mem_size: int | None = None, table: DispatchTable | None = None,
-                 cache_dir: Path | None | bool = True):
+                 cache_dir: Path | str | None | bool = True):
         if env is not None:
             state_addr = ctypes.addressof(env.cpu)
             membase, mem_size = env.mem.base, env.mem.size
@@ -531,13 +599,17 @@ class Dispatcher:
         self.code = dispatch_code(cache_dir)
         self.table = table if table is not None else DispatchTable()
         self.rec = ExitRecord()
+        self._words = memoryview(self.rec).cast("B").cast("Q")  # the record, read cheaply
         self.state_addr, self.membase, self.mem_size = state_addr, membase, mem_size
-        self._fn = DISPATCH_FN(self.code.dispatch)
+        self._run = RUN_FN(self.code.run)
         self._rec_addr = ctypes.addressof(self.rec)
-        self.returns: Counter = Counter()  # reason (RETURN_REASONS) -> returns to Python
-        self._stats = getattr(env, "stats", None) if hasattr(getattr(env, "stats", None),
-                                                             "native_returns") else None
+        rec = self.rec
+        rec.state, rec.membase, rec.table = state_addr, membase, ctypes.addressof(self.table.header)
+        self.returns: dict[str, int] = dict.fromkeys(RETURN_REASONS, 0)  # reason -> returns to Python
+        stats = getattr(env, "stats", None)
+        self._stats = stats if hasattr(stats, "native_returns") else None
         self._seen_insns = self._seen_units = 0  # record counts already added to the stats
+        self._alt_thread = -1  # the last thread whose alternate signal stack was checked
 
     # --- the table ---------------------------------------------------------------------
     def install(self, pc: int, addr: int) -> None:
@@ -566,30 +638,32 @@ class Dispatcher:
 
     def run(self, pc: int) -> tuple[str, int, int | None]:
         """Run native code from guest pc until it needs Python: (kind, pc, fault address)."""
-        faults.ensure_altstack()
-        table = self.table
-        taddr, mask = table.enter()
-        try:
-            npc = self._fn(self.state_addr, self.membase, self._rec_addr, taddr, mask, pc)
-        finally:
-            table.leave()
-        rec = self.rec
-        kind = rec.kind
+        tid = threading.get_ident()
+        if tid != self._alt_thread:
+            faults.ensure_altstack()
+            self._alt_thread = tid
+        table, w = self.table, self._words
+        if table.pending:
+            table.settle()
+        npc = self._run(self._rec_addr, pc)
+        while w[_STOP] == _BUSY:  # a writer was moving the array: wait for it, then go
+            table.settle()
+            npc = self._run(self._rec_addr, pc)
+        if table.pending:
+            table.settle()
+        kind, stop = w[_KIND], w[_STOP]
         fault_addr = None
-        if rec.stop == Stop.MISS.value:
+        if stop == _MISS:
             reason = "miss"
-        elif rec.stop == Stop.FAULT.value:
-            reason, fault_addr = "fault", rec.fault_addr
-        elif rec.stop == Stop.INTERRUPT.value:
-            reason = "interrupt"
-        elif kind == ABORT:
-            reason = "helper"
+        elif stop == _EXIT:
+            reason = "helper" if kind == ABORT else _REASON_OF_KIND[kind]
+        elif stop == _FAULT:
+            reason, fault_addr = "fault", self.rec.fault_addr
         else:
-            reason = _REASON_OF_KIND[EXIT_KINDS[kind]]
+            reason = "interrupt"
         self.returns[reason] += 1
         if self._stats is not None:
-            self._account()
-            self._stats.native_returns[reason] += 1
+            self._account(reason)
         if reason == "helper":
             nc = native()
             e, nc.pending = nc.pending, None
@@ -598,8 +672,9 @@ class Dispatcher:
             raise e
         return EXIT_KINDS[kind], npc, fault_addr
 
-    def _account(self) -> None:
+    def _account(self, reason: str) -> None:
         st, rec = self._stats, self.rec
+        st.native_returns[reason] += 1
         st.native_guest_insns += rec.icount - self._seen_insns
         st.native_units += rec.units - self._seen_units
         self._seen_insns, self._seen_units = rec.icount, rec.units

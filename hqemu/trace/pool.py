@@ -152,9 +152,10 @@ class WorkerPool:
         self._results: list[Result] = []  # results not yet returned by poll()
         self._ctx = mp.get_context(start_method)
         if start_method == "forkserver":
-            # only effective if this process has no forkserver yet; "__main__" first, so the
-            # workers do not each re-run the main script (multiprocessing's spawn preparation)
-            self._ctx.set_forkserver_preload(["__main__", "workers.compile"])
+            # llvmlite is imported once, in the forkserver (if this pool starts it): a worker is
+            # then ready in ~15 ms instead of ~170. ("__main__" cannot be preloaded in 3.11: the
+            # forkserver is never told the main path; each worker re-imports a script main.)
+            self._ctx.set_forkserver_preload(["workers.compile"])
         self._launching = 0  # starts requested and not yet adopted
         self._start_tries = [0] * n_workers  # consecutive failed starts per slot
         self._restarts = 0

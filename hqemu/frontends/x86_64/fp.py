@@ -238,10 +238,21 @@ def lift_cvt_packed(ctx: Ctx) -> None:
 
 # --- MXCSR -------------------------------------------------------------------------------------
 
+MXCSR_MASK = 0xFFFF  # the bits ldmxcsr accepts (DAZ included); x87_helpers stores it in fxsave images
+
+
+def check_mxcsr(ctx: Ctx, v: Value) -> None:
+    """Reserved MXCSR bits set: #GP, which Linux delivers as SIGSEGV."""
+    b = ctx.b
+    bad = b.setcond("ne", b.and_(v, b.c(~MXCSR_MASK & 0xFFFFFFFF, I32)), b.c(0, I32))
+    b.exit_if(bad, "sigsegv", ctx.pc)
+
+
 @lifter("ldmxcsr")
 def lift_ldmxcsr(ctx: Ctx) -> None:
     b = ctx.b
     v = b.ld(ea(ctx, ctx.insn.operands[0]), I32)
+    check_mxcsr(ctx, v)
     b.put("mxcsr", b.zext(v, I64))
 
 

@@ -21,6 +21,7 @@ from capstone import x86_const as X
 from hqemu.ir import I16, I32, I64, Value
 
 from . import x87_helpers as H
+from .fp import check_mxcsr
 from .operands import Ctx, ea, write_reg
 from .registry import lifter
 from .sse import check_aligned
@@ -278,7 +279,11 @@ def lift_fxsave(ctx: Ctx) -> None:
     differ only in how the (always zero) instruction and operand pointers are laid out."""
     addr = _mem(ctx)
     check_aligned(ctx, addr)
-    call(ctx, "x87_fxsave" if ctx.insn.mnemonic.startswith("fxsave") else "x87_fxrstor", addr)
+    if ctx.insn.mnemonic.startswith("fxsave"):
+        call(ctx, "x87_fxsave", addr)
+    else:
+        check_mxcsr(ctx, ctx.b.ld(ctx.b.add(addr, k(ctx, 24)), I32))
+        call(ctx, "x87_fxrstor", addr)
 
 
 @lifter("wait")

@@ -898,7 +898,7 @@ def h_fldenv(env, addr: int, restore: int) -> None:
 
 
 # --- fxsave / fxrstor: the 512-byte x87 + SSE image ---------------------------------------------
-MXCSR_MASK = 0xFFFF  # the MXCSR bits ldmxcsr accepts (DAZ included); the CPU model's own value
+MXCSR_MASK = 0xFFFF  # the MXCSR bits ldmxcsr accepts (DAZ included): fp.MXCSR_MASK
 
 
 def h_fxsave(env, addr: int) -> None:

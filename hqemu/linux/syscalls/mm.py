@@ -9,6 +9,7 @@ code lose their exec permission or go away (env.invalidate_code).
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from .abi import MAP_ANONYMOUS, PROT_EXEC, s32
@@ -57,6 +58,17 @@ def mremap(env: Any, old: int, old_len: int, new_len: int, flags: int, new_addr:
     if had and r >= 0 and (r != old or new_len < old_len):
         _invalidate(env, old, old_len)
     return r
+
+
+def msync(env: Any, addr: int, length: int, flags: int, *_) -> int:
+    """File mappings are private copies (see memory.py), so there is nothing to write back;
+    the arguments are checked as Linux checks them."""
+    if addr & 0xFFF or flags & ~7 or (flags & 1 and flags & 4):  # MS_ASYNC=1 MS_INVALIDATE=2 MS_SYNC=4
+        return -errno.EINVAL
+    end = addr + ((length + 0xFFF) & ~0xFFF)
+    if any(not env.mem.is_mapped(a) for a in range(addr, end, 0x1000)):
+        return -errno.ENOMEM
+    return 0
 
 
 def madvise(env: Any, addr: int, length: int, advice: int, *_) -> int:

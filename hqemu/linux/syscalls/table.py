@@ -165,7 +165,7 @@ TABLE: tuple[Syscall, ...] = (
     # --- known, not implemented: -ENOSYS, logged by name with -d unimp
     S("rt_sigreturn",       15,  139, _,                     ""),
     S("select",             23,    _, _,                     "int,ptr,ptr,ptr,ptr"),
-    S("msync",              26,  227, _,                     "ptr,size,hex"),
+    S("msync",              26,  227, mm.msync,              "ptr,size,hex"),
     S("mincore",            27,  232, _,                     "ptr,size,ptr"),
     S("sendfile",           40,   71, _,                     "fd,fd,ptr,size"),
     S("connect",            42,  203, _,                     "fd,ptr,int"),
