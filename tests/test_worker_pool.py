@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -134,6 +135,7 @@ def _mp_helper(p: psutil.Process) -> bool:
 @pytest.mark.parametrize("method", ["forkserver", "spawn"])
 def test_a_full_queue_refuses_and_shutdown_with_compiles_in_flight_is_quick_and_clean(method):
     _, t = loop_trace(9)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     pool = WorkerPool(n_workers=1, queue_size=2, start_method=method)
     assert pool.wait_ready(60)
     assert pool.submit(Request(1, t.text, name(), debug_sleep=30))  # in flight for 30 s
@@ -145,13 +147,27 @@ def test_a_full_queue_refuses_and_shutdown_with_compiles_in_flight_is_quick_and_
     pool.shutdown(timeout=2.0)
     assert time.monotonic() - t0 < 2.5
     assert pool.stats.cancelled == 3
-    left = psutil.Process().children(recursive=True)
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     assert not [p for p in left if p.pid in pids]
     assert all(_mp_helper(p) for p in left), left
-    assert not [p for p in left if p.status() == psutil.STATUS_ZOMBIE]
+    assert not [p for p in left if _zombie(p)]
     pool.shutdown()  # idempotent
     assert not pool.submit(Request(5, t.text, name()))
     assert pool.stats.refused_closed == 1 and pool.poll() == []
+
+
+def test_a_pool_whose_workers_cannot_start_fails_its_requests_and_refuses_more(monkeypatch):
+    def cannot_start(self):
+        raise OSError("no processes today")
+
+    monkeypatch.setattr(mp.context.SpawnProcess, "start", cannot_start)
+    _, t = loop_trace(9)
+    with WorkerPool(n_workers=2, queue_size=4, start_method="spawn") as pool:
+        assert pool.submit(Request(1, t.text, name()))  # queued: no worker is up yet
+        (r,) = collect(pool, 1, timeout=10)
+        assert not r.ok and "no LLVM worker could be started: OSError: no processes today" in r.error
+        assert pool.broken and not pool.wait_ready(1) and not pool.submit(Request(2, t.text, name()))
+        assert (pool.stats.start_failures, pool.stats.refused_closed, pool.stats.workers_started) == (6, 1, 0)
 
 
 def _busy_pid(pool: WorkerPool, not_pid: int, timeout: float = 20.0) -> int:
@@ -211,6 +227,13 @@ _CHILD = textwrap.dedent("""
 def _running(p: psutil.Process) -> bool:
     try:
         return p.status() != psutil.STATUS_ZOMBIE  # a zombie has exited (an orphan waits for init)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _zombie(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 

@@ -3,34 +3,43 @@
     >>> d = Dispatcher(env)                      # or Dispatcher(state_addr=, membase=, mem_size=)
     >>> d.install(0x401000, native().load(co.obj, co.entry))
     >>> kind, pc, fault_addr = d.run(0x401000)   # ("syscall", 0x401234, None), ...
-    >>> d.returns["miss"], d.guest_insns         # counters, also mirrored in env.stats
+    >>> d.returns["miss"], d.guest_insns         # counters, also added to env.stats.native_*
 
 hqemu_dispatch, a few dozen lines of LLVM IR compiled once per process (and cached on disk
 keyed by llvmlite, LLVM, host CPU and the IR text itself, as Numba keys its cache), loops:
 look the guest pc up in the dispatch table, call the unit found there, continue with the pc
-it returns while it exits with kind `jump`. It returns to Python on
+it returns while it exits with kind `jump`. run() enters it through hqemu_run(record, pc),
+which finds the CPU state, guest memory and table in the exit record (every ctypes argument
+costs about 100 ns). It returns to Python on
   a miss        the pc has no native code: run() returns ("jump", pc, None), for the quick tier;
   an exit       any other kind (syscall, sigtrap, ...): (kind, pc, None), pc as the unit set it;
   a helper      that raised (kind ABORT): run() re-raises the helper's exception;
   a fault       a guest access the host refused: ("sigsegv" or "sigbus", guest pc of the
-                faulting instruction, guest address), CPU state as of the unit's entry or later;
-  interrupt()   asked from another thread: ("jump", pc, None) at the next transition.
+                faulting instruction, guest address); the CPU state is imprecise (the unit's
+                promoted registers are lost: as of the unit's entry or of a later exit);
+  interrupt()   asked from another thread: ("jump", pc, None) at the next transition (a unit
+                looping inside itself is not interrupted).
 
 Faults: hqemu_dispatch calls sigsetjmp before entering guest code; the SIGSEGV/SIGBUS handler
 (also in the IR below, installed by hqemu.native.faults) siglongjmps back when the faulting
 thread is inside guest code (its record armed and no helper running) and otherwise passes
 the signal to the previous handler, so a crash of the host or of Python still kills the
-process as it would without us. The record the handler finds is the calling thread's own,
+process as it would without us. Any host address counts while guest code runs: a guest
+address past the reservation faults outside it (fault_in_guest_space() tells), and the guest
+address reported is host address - membase (meaningless when the kernel gives no address,
+as for a non-canonical one). The record the handler finds is the calling thread's own,
 published with pthread_setspecific: several threads may run dispatchers, each with its own
-Dispatcher (a Dispatcher is one thread's at a time), sharing one DispatchTable.
+Dispatcher (a Dispatcher is one thread's at a time, and run() is not re-entrant from a
+helper), sharing one DispatchTable.
 
 The dispatch table is an open-addressed hash table of {guest pc, code address} in ctypes
 memory, linear probing, EMPTY keys at 2**64-1. install() writes the code address first and the
 key second, each an aligned 8-byte store (ordered on x86-64 hosts), so a dispatcher running in
-another thread sees a complete entry or none. remove() turns a key into a tombstone. The
-table grows (and drops its tombstones) when half full, but only while no dispatcher runs on
-it (the dispatcher reads the array without a lock): while one runs, installs go on up to 3/4,
-then they are queued and land when the last run() returns.
+another thread sees a complete entry or none. remove() turns a key into a tombstone; a run
+already inside the removed code finishes that unit (MCJIT never unloads code, so it stays
+valid). The table grows (and drops its tombstones) when half full, but only while no
+dispatcher runs on it (the dispatcher reads the array without a lock): while one runs,
+installs go on up to 3/4, then they are queued and land when the runs are over.
 """
 
 from __future__ import annotations

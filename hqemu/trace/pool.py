@@ -178,15 +178,18 @@ class WorkerPool:
             slot = self._launch_q.get()
             if slot is _STOP:
                 return
+            here, there = self._ctx.Pipe(duplex=True)
             try:
-                here, there = self._ctx.Pipe(duplex=True)
                 proc = self._ctx.Process(target=serve, args=(there, self.opt), daemon=True,
                                          name=f"hqemu-llvm-worker-{slot}")
                 proc.start()
-                there.close()  # the worker's end lives in the worker only: its death reads as EOF
-                self._ready_q.put((slot, proc, here, ""))
             except Exception as e:  # reported to the main thread, which decides to retry
+                here.close()
                 self._ready_q.put((slot, None, None, f"{type(e).__name__}: {e}"))
+                continue
+            finally:
+                there.close()  # the worker's end lives in the worker only: its death reads as EOF
+            self._ready_q.put((slot, proc, here, ""))
 
     def _adopt(self) -> None:
         """Take the processes the launcher started into the pool."""
@@ -313,7 +316,7 @@ class WorkerPool:
         self.idle.append(w)
         now = CLOCK()
         st = self.stats
-        if req is None or msg[1] != req.id:  # cannot happen with one request per worker
+        if req is None:  # cannot happen: a worker replies only to the request it was sent
             return
         if msg[0] == "ok":
             _, rid, obj, entry, secs, pid = msg

@@ -16,6 +16,10 @@ compiled), TRACED (installed), BLACKLISTED (too many aborts, or its compile fail
 
 A block is anything with .pc and .unit (the QuickBlock of the quick tier; unit is its
 optimized IR) and, for edge classification, .exits (its static jump targets).
+
+Costs (measured): profile() ~0.2 us on a forward branch, ~0.6 us on a counted arrival;
+on_block() ~0.4 us. A loop that chains blocks without Python lookups can skip profile() on the
+edges NET never counts: a static exit (pc in blk.exits) to a higher pc.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ class HeadState(Enum):
     PENDING = "a trace was recorded and is being compiled"
     TRACED = "a trace is installed"
     BLACKLISTED = "never recorded again"
+
+
+# enum member lookups cost ~100 ns each: the per-block paths use these
+_IDLE, _RECORDING = State.IDLE, State.RECORDING
+_CANDIDATE, _PENDING, _TRACED = HeadState.CANDIDATE, HeadState.PENDING, HeadState.TRACED
+_DIRECT, _INDIRECT = Edge.DIRECT, Edge.INDIRECT
 
 
 @dataclass
@@ -77,10 +87,10 @@ def edge_kind(src: Any, dst_pc: int) -> Edge:
     """DIRECT if dst_pc is a static exit of src (or src ends otherwise than by exit_ind: the pc
     after a syscall), INDIRECT if src ended with exit_ind."""
     if dst_pc in src.exits:
-        return Edge.DIRECT
+        return _DIRECT
     unit = src.unit
     last = unit.blocks[-1].ops[-1] if unit is not None and unit.blocks and unit.blocks[-1].ops else None
-    return Edge.INDIRECT if last is not None and last.name == "exit_ind" else Edge.DIRECT
+    return _INDIRECT if last is not None and last.name == "exit_ind" else _DIRECT
 
 
 class TraceRecorder:
@@ -100,20 +110,21 @@ class TraceRecorder:
         """Control went from block src to block dst (src may be None for Edge.TRACE_EXIT):
         count the arrival if it makes dst a candidate head; True if dst is now hot, i.e. the
         engine should call start(dst) before running it."""
-        if self.state is not State.IDLE:
+        if self.state is not _IDLE:
             return False
         dst_pc = dst.pc
+        src_pc = src.pc if src is not None else -1
         if kind is None:
-            if dst_pc > src.pc and dst_pc in src.exits:  # the common case: a forward branch
+            if dst_pc > src_pc and dst_pc in src.exits:  # a forward branch: never a candidate
                 return False
             kind = edge_kind(src, dst_pc)
-        if not self.policy.is_candidate_edge(src.pc if src is not None else -1, dst_pc, kind):
+        if not self.policy.is_candidate_edge(src_pc, dst_pc, kind):
             return False
         head = self.heads.get(dst_pc)
         if head is None:
             head = self.heads[dst_pc] = Head()
             self.stats.candidate_heads += 1
-        if head.status is not HeadState.CANDIDATE:
+        if head.status is not _CANDIDATE:
             return False
         head.count += 1
         return self.policy.is_hot(head.count)
@@ -138,12 +149,12 @@ class TraceRecorder:
     def on_block(self, blk: Any) -> bool:
         """blk is about to run while recording; True while the recording goes on. When it
         returns False the recording ended: take() has the trace, unless it aborted."""
-        if self.state is not State.RECORDING:
+        if self.state is not _RECORDING:
             return False
         pc = blk.pc
         if self.pcs:
             nxt = self.heads.get(pc)
-            other_trace = nxt is not None and nxt.status in (HeadState.PENDING, HeadState.TRACED)
+            other_trace = nxt is not None and (nxt.status is _PENDING or nxt.status is _TRACED)
             end = self.policy.stop(self.pcs, pc, other_trace)
             if end is not None:
                 self._finish(end)

@@ -51,8 +51,8 @@ QUIET_BIT = {32: 1 << 22, 64: 1 << 51}
 def _arith(name: str) -> LaneOp:
     # SSE returns the first operand, quieted, whenever it is a NaN. The IR leaves the choice
     # between two NaN operands to the host (CPython computes a * b as b * a, and optimizers may
-    # commute), so that case is made explicit; one NaN operand or an invalid operation give
-    # the same bits everywhere.
+    # commute), so that case is made explicit; a lone NaN second operand comes out quieted on
+    # any IEEE host, and an invalid operation gives the host's default NaN (x86's on x86-64).
     def op(b: Builder, x: Value, y: Value, fty: Ty) -> Value:
         xf = fbits(b, x, fty)
         r = ibits(b, b.emit(name, (fty,), (xf, fbits(b, y, fty))).outs[0])
