@@ -46,11 +46,19 @@ $(GUEST_OUT)/x86_64-pie/%: $(GUEST_DIR)/%.c $(GUEST_HDRS) | $(GUEST_OUT)/x86_64-
 $(GUEST_OUT)/x86_64-musl/%: $(GUEST_DIR)/%.c $(GUEST_HDRS) | $(GUEST_OUT)/x86_64-musl
 	$(CC_MUSL) -static $(GUEST_CFLAGS) -o $@ $< $(GUEST_LIBS)
 
-$(addprefix $(GUEST_OUT)/,$(VARIANTS)):
+# AArch64 builds, for the AArch64 frontend to come (run natively with qemu-aarch64); not yet
+# part of `guest`, since no test runs them
+CC_AARCH64 := aarch64-linux-gnu-gcc
+$(GUEST_OUT)/aarch64-glibc/%: $(GUEST_DIR)/%.c $(GUEST_HDRS) | $(GUEST_OUT)/aarch64-glibc
+	$(CC_AARCH64) -static $(GUEST_CFLAGS) -o $@ $< $(GUEST_LIBS)
+
+$(addprefix $(GUEST_OUT)/,$(VARIANTS) aarch64-glibc):
 	mkdir -p $@
 
-.PHONY: guest
+.PHONY: guest guest-aarch64
 guest: $(GUEST_BINS)
+
+guest-aarch64: $(addprefix $(GUEST_OUT)/aarch64-glibc/,$(GUEST_NAMES))
 
 # --- the Python side -----------------------------------------------------------------------
 $(PY):
