@@ -41,7 +41,21 @@ class Params:
     quick_loop_iters: int = knob(1024, "back edges a block looping on itself takes inside one quick-tier "
                                  "call, its registers in locals (0: every run returns to the engine)",
                                  metavar="N")
-    # The trace tier's knobs (hot_threshold, trace_max_blocks, llvm_mode, workers) arrive with it.
+    # --- trace tier -------------------------------------------------------------------------
+    llvm_mode: str = knob("hybridm", "hybridm: LLVM traces compiled by worker processes while the guest "
+                          "runs; hybrids: compiled at once on the main thread (deterministic); block: "
+                          "every block through LLVM, no traces; none: quick tier only (HQEMU's modes)",
+                          metavar="MODE", choices=("hybridm", "hybrids", "block", "none"))
+    hot_threshold: int = knob(50, "arrivals at a candidate trace head before NET recording starts "
+                              "(HQEMU: 50)", metavar="N")
+    trace_max_blocks: int = knob(16, "longest NET trace in guest blocks (HQEMU: 16)", metavar="N")
+    workers: int = knob(1, "LLVM worker processes compiling traces in hybridm mode (HQEMU: up to 8)",
+                        metavar="N")
+    opt_level: str = knob("cheap", "LLVM pipeline for traces: cheap (SROA, InstCombine, SimplifyCFG, GVN, "
+                          "DSE; codegen -O1) is as fast as O2 here at half the compile time",
+                          metavar="LEVEL", choices=("none", "cheap", "O1", "O2", "O3"))
+    trace_queue_size: int = knob(32, "optimization requests waiting for a worker; more are refused, "
+                                 "not queued", metavar="N")
 
 
 PARAMS_FIELDS = {f.name: f for f in fields(Params)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -21,14 +22,36 @@ class Stats:
     unknown_syscalls: Counter = field(default_factory=Counter)  # syscall number -> calls (-ENOSYS)
     sigill: Counter = field(default_factory=Counter)  # mnemonic -> unsupported instruction hits
     code_invalidations: int = 0  # blocks dropped because guest code was written
-    native_guest_insns: int = 0  # guest instructions entered in native code (per guest block entered)
-    native_units: int = 0  # native units entered by the native dispatcher
-    native_returns: Counter = field(default_factory=Counter)  # why native code came back to Python
+    # --- native code (the trace tier) ---------------------------------------------------
+    native_guest_insns: int = 0  # guest instructions entered in native code
+    native_units: int = 0  # native units (traces, blocks) entered by the dispatcher
+    native_returns: Counter = field(default_factory=Counter)  # reason -> returns from native code to Python
+    traces_installed: int = 0  # traces loaded and patched into the dispatch table
+    blocks_native: int = 0  # single blocks compiled by LLVM (block mode)
+    compile_failures: Counter = field(default_factory=Counter)  # one-line reason -> traces not compiled
+    quick_guest_insns: int = 0  # guest instructions run by the quick tier (set at exit)
+    trace: Any = None  # hqemu.trace.TraceStats of the recorder (NET heads, traces, aborts by reason)
+    pool: Any = None  # hqemu.trace.PoolStats of the worker pool (queue, crashes, compile times)
 
     def summary(self) -> list[str]:
-        lines = [f"{k}: {v}" for k, v in vars(self).items() if not isinstance(v, Counter)]
+        lines = [f"{k}: {v}" for k, v in vars(self).items()
+                 if not isinstance(v, Counter) and k not in ("trace", "pool")]
         for k, v in vars(self).items():
             if isinstance(v, Counter) and v:
                 top = ", ".join(f"{n}={c}" for n, c in v.most_common(20))
                 lines.append(f"{k}: {top}")
+        total = self.quick_guest_insns + self.native_guest_insns
+        if total:
+            lines.append(f"guest instructions: {total}, native {100 * self.native_guest_insns / total:.3f}%, "
+                         f"quick {100 * self.quick_guest_insns / total:.3f}%")
+        for name in ("trace", "pool"):
+            sub = getattr(self, name)
+            if sub is not None:
+                lines += [f"{name}.{line}" for line in _lines(sub)]
         return lines
+
+
+def _lines(obj: Any) -> list[str]:
+    if hasattr(obj, "summary"):
+        return obj.summary()
+    return [f"{k}: {dict(v) if isinstance(v, Counter) else v}" for k, v in vars(obj).items()]

@@ -15,6 +15,7 @@ ALLOWED = {
     "hqemu.linux": {"hqemu.ir", "hqemu.errors", "hqemu.frontends", "hqemu.env", "hqemu.params",
                     "hqemu.log", "hqemu.stats"},
     "hqemu.native": {"hqemu.ir", "hqemu.errors", "workers"},
+    "hqemu.trace": {"hqemu.ir", "hqemu.errors", "workers"},
     "workers": {"hqemu.ir"},
 }
 

@@ -29,7 +29,7 @@ from hqemu.ir import I64, Builder, Const, Helper, Unit, interp, register
 from hqemu.linux.memory import PROT_READ, PROT_WRITE, GuestMemory
 from hqemu.native import dispatch as dmod
 from hqemu.native import faults
-from hqemu.native.dispatch import TOMB, Dispatcher, DispatchTable, Stop
+from hqemu.native.dispatch import EMPTY, TOMB, Dispatcher, DispatchTable, Stop
 from hqemu.native.loader import native
 from hqemu.stats import Stats
 from workers.compile import compile_unit_text
@@ -277,6 +277,41 @@ def test_wild_guest_address_is_a_guest_fault(guests):
     kind, pc, _ = d.run(0x3000)
     assert (kind, pc) == ("sigsegv", 0x3006)
     assert not d.fault_in_guest_space()
+
+
+def test_dead_load_still_faults(guests):
+    """A load nobody reads is a guest access all the same (x86 `test [mem], r` with dead flags)."""
+    def a(b):
+        b.insn(0x1000, 3)
+        b.ld(b.get("rsi"), I64)
+        b.insn(0x1003, 2)
+        b.exit("jump", 0x9000)
+
+    code = compile_units([unit(0x1000, a)], "O2")
+    g = guests()
+    g.set(rsi=HOLE + 8)
+    d = dispatcher(g)
+    d.install(0x1000, code[0x1000])
+    assert d.run(0x1000) == ("sigsegv", 0x1000, HOLE + 8)
+
+
+def test_pcs_that_are_table_markers_miss(guests):
+    """2**64-1 and 2**64-2 mark free and removed slots: as guest pcs they must miss, not
+    match a free slot and call its garbage."""
+    def a(b):
+        b.insn(0x1000, 2)
+        b.exit_ind(b.get("rax"))
+
+    code = compile_units([unit(0x1000, a)])
+    g = guests()
+    d = dispatcher(g)
+    d.install(0x1000, code[0x1000])
+    d.install(0x2000, code[0x1000])
+    d.remove(0x2000)  # leaves a tombstone
+    for target in (EMPTY, TOMB):
+        g.set(rax=target)
+        assert d.run(0x1000) == ("jump", target, None)
+        assert d.run(target) == ("jump", target, None)
 
 
 def test_fault_in_a_thread(guests):

@@ -139,6 +139,7 @@ class _Fn:
                 elif op.name in ("ld", "st") and marker is not None:
                     self.mem_insns.add(id(marker))
         self.info_slots: set[str] = set()  # exit info slots the function addresses (%x.<slot>)
+        self.used = {v.id for op in unit.ops() for v in op.ins if isinstance(v, Temp)}  # temps read
 
     def _find_spills(self) -> None:
         for i, b in enumerate(self.unit.blocks):
@@ -556,8 +557,11 @@ def _host_addr(fn: _Fn, a: Value) -> str:
 
 
 def lower_ld(fn: _Fn, op: Op) -> None:
+    # a load whose value nothing uses is still a guest access that may fault: LLVM would drop
+    # a plain one even at opt 0, so it is volatile
+    vol = " volatile" if op.outs[0].id not in fn.used else ""
     p = _host_addr(fn, op.ins[0])
-    fn.inst(op.outs[0], f"load {llty(op.outs[0].ty)}, ptr {p}, align 1")
+    fn.inst(op.outs[0], f"load{vol} {llty(op.outs[0].ty)}, ptr {p}, align 1")
 
 
 def lower_st(fn: _Fn, op: Op) -> None:

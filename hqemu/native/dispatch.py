@@ -249,7 +249,11 @@ look:
   %pc = phi i64 [ %pc0, %entry ], [ %next, %again ]
   %req = load volatile i64, ptr %reqp, align 8
   %stop = icmp ne i64 %req, 0
-  br i1 %stop, label %interrupted, label %hash, !prof !0
+  br i1 %stop, label %interrupted, label %key, !prof !0
+key:
+  ; the EMPTY and TOMB key values are no guest pc: such a pc would match a free slot
+  %nokey = icmp uge i64 %pc, {TOMB - (1 << 64)}
+  br i1 %nokey, label %miss, label %hash, !prof !0
 hash:
   %h0 = mul i64 %pc, {mul}
   %h1 = lshr i64 %h0, 32

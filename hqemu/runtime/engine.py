@@ -21,6 +21,7 @@ from hqemu.ir.text import format_unit
 from hqemu.linux.syscalls import dispatch
 from hqemu.quick.block import QuickBlock
 from hqemu.quick.codegen import compile_unit
+from hqemu.trace import Edge, HeadState
 
 
 class Engine:
@@ -28,9 +29,15 @@ class Engine:
         self.env = env
         self.cache: dict[int, QuickBlock] = {}  # guest pc -> translated block
         self._pc_slot = env.fe.layout[env.fe.pc_reg].offset >> 3
+        self.retired_insns = 0  # quick-tier guest instructions of blocks that became native
         env.do_syscall = self.do_syscall
         env.invalidate_code = self.invalidate
         env.mem.on_code_write = self.invalidate
+        self.tier = None
+        if env.params.llvm_mode != "none":
+            from .native_tier import NativeTier  # LLVM is loaded only when a tier needs it
+
+            self.tier = NativeTier(self)
 
     # --- translation -------------------------------------------------------------------
     def translate(self, pc: int) -> QuickBlock:
@@ -52,7 +59,25 @@ class Engine:
         st.guest_insns_translated += blk.n_insns
         st.translate_seconds += time.perf_counter() - t0
         self.cache[pc] = blk
+        if self.tier is not None and self.tier.mode == "block":
+            self.tier.compile_block(blk)
         return blk
+
+    def retire(self, blk: QuickBlock) -> None:
+        """blk's code runs natively from now on: keep its quick-tier instruction count."""
+        self.retired_insns += blk.count * blk.n_insns
+        blk.count = 0
+
+    def quick_insns(self) -> int:
+        """Guest instructions the quick tier ran (a block left by a side exit counts whole)."""
+        native = self.tier.native_pcs if self.tier is not None else ()
+        live = sum(b.count * b.n_insns for b in self.cache.values() if b.pc not in native)
+        return self.retired_insns + live
+
+    def shutdown(self) -> None:
+        self.env.stats.quick_guest_insns = self.quick_insns()
+        if self.tier is not None:
+            self.tier.shutdown()
 
     def invalidate(self, addr: int, length: int) -> None:
         """Guest code in [addr, addr+length) changed or went away: drop every translation.
@@ -65,7 +90,10 @@ class Engine:
         for blk in self.cache.values():
             blk.next_pc0, blk.next0, blk.next_pc1, blk.next1 = -1, None, -1, None
         self.env.stats.code_invalidations += len(self.cache)
+        self.retired_insns = self.quick_insns()
         self.cache.clear()
+        if self.tier is not None:
+            self.tier.invalidate()
 
     # --- execution ---------------------------------------------------------------------
     def do_syscall(self, next_pc: int) -> int:
@@ -79,6 +107,8 @@ class Engine:
         try:
             if self.env.log.on("exec"):
                 self._loop_logged(blk)
+            if self.tier is not None and self.tier.rec is not None:
+                self._loop_traced(blk)
             self._loop(blk)
         except GuestFault as e:
             raise GuestSignal(signal.SIGSEGV, self._fault_pc(e), f"bad access at 0x{e.addr:x}") from None
@@ -105,6 +135,56 @@ class Engine:
                 elif blk.next1 is None:
                     blk.next_pc1, blk.next1 = pc, nxt
                 blk = nxt
+
+    def _loop_traced(self, blk: QuickBlock) -> None:
+        """The loop with NET profiling: only on the paths that miss the successor slots.
+
+        An edge into a candidate head is never chained, so every arrival there is profiled
+        until the head has a trace; edges out of native code (trace exits) are not chained
+        either, so their targets can become heads.
+        """
+        cache, translate, tier = self.cache, self.translate, self.tier
+        rec, native_pcs, heads = tier.rec, tier.native_pcs, tier.rec.heads
+        waiting = (HeadState.CANDIDATE, HeadState.PENDING)
+        while True:
+            blk.count += 1
+            pc = blk.fn()
+            if pc == blk.next_pc0:
+                blk = blk.next0
+                continue
+            if pc == blk.next_pc1:
+                blk = blk.next1
+                continue
+            nxt = cache.get(pc) or translate(pc)
+            if blk.pc in native_pcs:
+                hot = rec.profile(None, nxt, Edge.TRACE_EXIT)
+            else:
+                hot = rec.profile(blk, nxt)
+                head = heads.get(pc)
+                if head is None or head.status not in waiting:
+                    if blk.next0 is None:
+                        blk.next_pc0, blk.next0 = pc, nxt
+                    elif blk.next1 is None:
+                        blk.next_pc1, blk.next1 = pc, nxt
+            if hot and rec.start(nxt):
+                nxt = self._record(nxt)
+            blk = nxt
+
+    def _record(self, blk: QuickBlock) -> QuickBlock:
+        """Run blocks one by one, appending each to the NET trace, until the recorder stops;
+        return the block to run next (not yet run)."""
+        cache, translate, rec = self.cache, self.translate, self.tier.rec
+        head_pc = blk.pc
+        while rec.on_block(blk):
+            blk.count += 1
+            pc = blk.fn()
+            if blk.pc == head_pc and pc != head_pc and head_pc in blk.exits and len(rec.blocks) == 1:
+                # the head loops on itself inside its quick-tier function: the cycle closed there
+                rec.on_block(blk)
+            blk = cache.get(pc) or translate(pc)
+        for trace in rec.take():
+            self.tier.recorded(trace)
+        return blk
 
     def _loop_logged(self, blk: QuickBlock) -> None:
         cache, translate, log = self.cache, self.translate, self.env.log

@@ -50,6 +50,8 @@ def run(params: Params, program: str, guest_args: list[str], envp: list[str]) ->
     except GuestSignal as e:
         print(e.message(), file=sys.stderr, flush=True)
         status = 128 + e.signo
+    finally:
+        engine.shutdown()
     if log.on("stats"):
         log.write("\n".join(["hqemu statistics:", *("  " + line for line in env.stats.summary())]))
     log.flush()
