@@ -314,6 +314,32 @@ def test_pcs_that_are_table_markers_miss(guests):
         assert d.run(target) == ("jump", target, None)
 
 
+def test_sigbus_of_a_truncated_shared_file(guests, tmp_path):
+    """Linux raises SIGBUS for a shared file mapping's pages past the file's end: the guest
+    gets sigbus at the loading instruction (Python must not touch that page: no interpreter)."""
+    from hqemu.linux.memory import MAP_FIXED, MAP_SHARED
+
+    units = faulty("load")
+    code = compile_units(units[2:])
+    g = guests()
+    path = tmp_path / "shared"
+    path.write_bytes(bytes(range(256)) * 32)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert g.mem.mmap(0x30000, 0x2000, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == 0x30000
+        os.ftruncate(fd, 0x1000)
+    finally:
+        os.close(fd)
+    d = dispatcher(g)
+    d.install(0x3000, code[0x3000])
+    g.set(rsi=0x30FF8)  # still inside the file: the load works
+    assert d.run(0x3000) == ("jump", 0x9000, None)
+    assert g.get("rdx") == int.from_bytes(bytes(range(0xF8, 0x100)), "little")
+    g.set(rsi=0x31010)
+    assert d.run(0x3000) == ("sigbus", 0x3006, 0x31010)
+    assert d.rec.signo == signal.SIGBUS and nonzero(d.returns) == {"miss": 1, "fault": 1}
+
+
 def test_fault_in_a_thread(guests):
     units = faulty("store")
     code = compile_units(units)

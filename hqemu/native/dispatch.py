@@ -698,5 +698,6 @@ class Dispatcher:
         return 0 <= self.rec.host_addr - self.membase < self.mem_size
 
 
-__all__ = ["DISPATCH_FN", "EMPTY", "RETURN_REASONS", "TOMB", "DispatchCode", "DispatchTable", "Dispatcher",
-           "ExitRecord", "Stop", "default_cache_dir", "dispatch_code", "dispatch_ir", "slot_of"]
+__all__ = ["DISPATCH_FN", "EMPTY", "RETURN_REASONS", "RUN_FN", "TOMB", "DispatchCode", "DispatchTable",
+           "Dispatcher", "ExitRecord", "Stop", "TableHeader", "default_cache_dir", "dispatch_code",
+           "dispatch_ir", "slot_of"]
