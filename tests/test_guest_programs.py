@@ -50,27 +50,43 @@ PIE_BY_DEFAULT = {"hello", "args", "cat", "entropy", "files", "memory", "structs
                   "crash_abort"}
 
 
+# Every tier configuration must give the native output (STYLE.md 12): the default (hybridm),
+# the quick tier alone, every block through LLVM, and traces from the first arrival at a head,
+# compiled on the main thread and by the workers. The glibc builds run them all by default;
+# the other variants only the default mode unless `make test-slow`.
+MODES = {
+    "hybridm": (),
+    "none": ("-llvm-mode", "none"),
+    "block": ("-llvm-mode", "block"),
+    "hybrids-hot1": ("-llvm-mode", "hybrids", "-hot-threshold", "1"),
+    "hybridm-hot1": ("-llvm-mode", "hybridm", "-hot-threshold", "1"),
+}
+ALL_MODES_BY_DEFAULT = {"x86_64-glibc"}
+
+
 def cases():
     for name in guestrun.guest_programs():
         spec = SPECS.get(name, Spec())
         for variant in guestrun.VARIANTS:
-            slow = spec.slow or (variant == "x86_64-pie" and name not in PIE_BY_DEFAULT)
-            marks = [pytest.mark.slow] if slow else []
-            if spec.gap:
-                marks.append(pytest.mark.xfail(strict=True, reason=spec.gap))
-            yield pytest.param(name, variant, id=f"{name}-{variant}", marks=marks)
+            for mode in MODES:
+                slow = spec.slow or (variant == "x86_64-pie" and name not in PIE_BY_DEFAULT)
+                slow = slow or (mode != "hybridm" and variant not in ALL_MODES_BY_DEFAULT)
+                marks = [pytest.mark.slow] if slow else []
+                if spec.gap:
+                    marks.append(pytest.mark.xfail(strict=True, reason=spec.gap))
+                yield pytest.param(name, variant, mode, id=f"{name}-{variant}-{mode}", marks=marks)
 
 
-@pytest.mark.parametrize("name,variant", list(cases()))
-def test_program(name, variant, guest, tmp_path):
+@pytest.mark.parametrize("name,variant,mode", list(cases()))
+def test_program(name, variant, mode, guest, tmp_path):
     spec = SPECS.get(name, Spec())
     path = guest(variant, name)
     env = guestrun.clean_env(spec.env)
     native_dir, hqemu_dir = guestrun.fresh_dirs(tmp_path)
     runner = guestrun.VARIANTS[variant].runner
     native = guestrun.run_native(path, spec.args, env, native_dir, stdin=spec.stdin, runner=runner)
-    emu = guestrun.run_hqemu(path, spec.args, env, hqemu_dir, stdin=spec.stdin)
-    what = f"{name} ({variant})"
+    emu = guestrun.run_hqemu(path, spec.args, env, hqemu_dir, MODES[mode], stdin=spec.stdin)
+    what = f"{name} ({variant}, {mode})"
     if spec.signal is None:
         assert native.returncode < 128, f"{what}: the native run itself failed: {native}"
         guestrun.assert_same_run(native, emu, what=what, files=(native_dir, hqemu_dir))

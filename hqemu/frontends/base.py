@@ -53,6 +53,10 @@ class Frontend(Protocol):
         """One 'pc: mnemonic operands' line per instruction, for -d in_asm."""
         ...
 
+    def insn_length(self, code: bytes, pc: int) -> int:
+        """Length of the instruction at the start of code, 0 if undecodable (SIGILL messages)."""
+        ...
+
 
 def translate_block(fe: Frontend, code: CodeSource, pc: int, max_insns: int) -> Unit:
     """Lift guest instructions from pc until one ends the block or max_insns is reached."""

@@ -49,6 +49,13 @@ class Engine:
             log.write("IN:\n" + "\n".join(env.fe.disasm(env.mem.fetch(pc, size), pc)) + "\n")
         if log.on("op"):
             log.write("OP:\n" + format_unit(unit))
+        last = unit.blocks[-1].ops[-1]
+        if last.name == "exit" and last.consts[0] == "sigill":
+            st = env.stats
+            st.sigill[f"0x{last.consts[1]:x}"] += 1
+            if log.on("unimp"):
+                log.write(f"hqemu: unsupported instruction at 0x{last.consts[1]:x}: "
+                          f"{self._insn_bytes(last.consts[1])}")
         optimize(unit)
         if log.on("op_opt"):
             log.write("OP after optimization:\n" + format_unit(unit))
@@ -218,5 +225,5 @@ class Engine:
                 break
             except GuestFault:
                 continue
-        length = getattr(self.env.fe, "insn_length", lambda c, p: 0)(code, pc) or min(len(code), 4)
+        length = self.env.fe.insn_length(code, pc) or min(len(code), 4)
         return "instruction bytes " + " ".join(f"{b:02x}" for b in code[:length])

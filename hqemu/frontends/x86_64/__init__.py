@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 
 from .cpu import LAYOUT, X86State
-from .lift import disasm, lift_insn
+from .lift import decode, disasm, lift_insn
 from .misc import hwcap
 
 
@@ -53,6 +53,11 @@ class X86_64Frontend:
     @staticmethod
     def disasm(code: bytes, pc: int) -> list[str]:
         return disasm(code, pc)
+
+    @staticmethod
+    def insn_length(code: bytes, pc: int) -> int:
+        insn = decode(code, pc)
+        return insn.size if insn is not None else 0
 
 
 FRONTEND = X86_64Frontend()
