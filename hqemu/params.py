@@ -35,6 +35,8 @@ class Params:
     log_items: str = knob("", "comma list of log items (-d help lists them)", "-d", "ITEMS", env="HQEMU_LOG")
     log_file: str = knob("", "write logs to this file instead of stderr", "-D", "FILE",
                          env="HQEMU_LOG_FILENAME")
+    stats_file: str = knob("", "write the run's statistics as JSON to this file at exit (also when the "
+                           "guest dies by a signal)", metavar="FILE")
     # --- quick tier ------------------------------------------------------------------------
     max_block_insns: int = knob(512, "longest guest block lifted at once; bounds translation latency",
                                 metavar="N")

@@ -3,6 +3,9 @@ later the status endpoint only read them.
 
     >>> env.stats.blocks_translated += 1
     >>> env.stats.syscalls[name] += 1
+
+hqemu.runtime.report turns them (with the tier's per-trace records) into the JSON of
+--stats-file and the summary of -d stats.
 """
 
 from __future__ import annotations
@@ -32,26 +35,3 @@ class Stats:
     quick_guest_insns: int = 0  # guest instructions run by the quick tier (set at exit)
     trace: Any = None  # hqemu.trace.TraceStats of the recorder (NET heads, traces, aborts by reason)
     pool: Any = None  # hqemu.trace.PoolStats of the worker pool (queue, crashes, compile times)
-
-    def summary(self) -> list[str]:
-        lines = [f"{k}: {v}" for k, v in vars(self).items()
-                 if not isinstance(v, Counter) and k not in ("trace", "pool")]
-        for k, v in vars(self).items():
-            if isinstance(v, Counter) and v:
-                top = ", ".join(f"{n}={c}" for n, c in v.most_common(20))
-                lines.append(f"{k}: {top}")
-        total = self.quick_guest_insns + self.native_guest_insns
-        if total:
-            lines.append(f"guest instructions: {total}, native {100 * self.native_guest_insns / total:.3f}%, "
-                         f"quick {100 * self.quick_guest_insns / total:.3f}%")
-        for name in ("trace", "pool"):
-            sub = getattr(self, name)
-            if sub is not None:
-                lines += [f"{name}.{line}" for line in _lines(sub)]
-        return lines
-
-
-def _lines(obj: Any) -> list[str]:
-    if hasattr(obj, "summary"):
-        return obj.summary()
-    return [f"{k}: {dict(v) if isinstance(v, Counter) else v}" for k, v in vars(obj).items()]

@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hqemu.errors import GuestSignal
@@ -33,6 +34,22 @@ if TYPE_CHECKING:
 
     from .engine import Engine
 
+@dataclass
+class InstalledTrace:
+    """What the statistics and (later) the status endpoint show of one installed trace."""
+
+    id: int  # the trace's serial number (also in its entry symbol)
+    head_pc: int
+    blocks: int  # guest blocks in the unit
+    guest_insns: int  # guest instructions in them
+    guest_bytes: int  # guest code bytes in them
+    exits: int  # ops that may leave the trace
+    host_bytes: int  # size of the object file loaded
+    stages: dict[str, float] = field(default_factory=dict)  # compile seconds per stage
+    end: str = ""  # why recording stopped (a TraceEnd name)
+    worker_pid: int = 0  # 0: compiled on the main thread
+
+
 SIGNALS = {"sigill": signal.SIGILL, "sigsegv": signal.SIGSEGV, "sigfpe": signal.SIGFPE,
            "sigtrap": signal.SIGTRAP, "sigbus": signal.SIGBUS}
 
@@ -45,6 +62,7 @@ class NativeTier:
         self.mode = p.llvm_mode
         self.disp = Dispatcher(env)
         self.native_pcs: set[int] = set()  # guest pcs whose QuickBlock enters native code
+        self.traces: list[InstalledTrace] = []  # in installation order
         self.serial = 0  # names compiled units uniquely (MCJIT cannot unload)
         self.rec: TraceRecorder | None = None
         self.pool: WorkerPool | None = None
@@ -105,19 +123,28 @@ class NativeTier:
         """A trace was recorded: compile it now (hybrids) or ship it to the workers (hybridm)."""
         self.serial += 1
         built = build_trace(tr, trace_name(tr.head_pc, self.serial))
+        info = built.info
+        sizes = {b.pc: b.size for b in tr.blocks}
+        facts = InstalledTrace(self.serial, tr.head_pc, len(info.block_pcs), info.guest_insns,
+                               sum(sizes.get(pc, 0) for pc in info.block_pcs), len(info.exits), 0,
+                               end=info.end.name if info.end is not None else "")
         if self.pool is None:
-            co = compile_ir_unit(built.text, built.info.entry, self.env.params.opt_level)
-            self._install_trace(tr.head_pc, co.obj, co.entry)
+            t0 = time.perf_counter()
+            co = compile_ir_unit(built.text, info.entry, self.env.params.opt_level)
+            facts.stages = dict(co.stats, total=time.perf_counter() - t0)
+            self._install_trace(facts, co.obj, co.entry)
             return
-        req = Request(self.serial, built.text, built.info.entry, meta=(tr.head_pc, tr.generation))
+        req = Request(self.serial, built.text, info.entry, meta=(facts, tr.generation))
         with self._lock:
             accepted = self.pool.submit(req)
         if not accepted:
             self.rec.release(tr.head_pc)
 
-    def _install_trace(self, head_pc: int, obj: bytes, entry: str) -> None:
-        self.install(head_pc, native().load(obj, entry))
-        self.rec.installed(head_pc)
+    def _install_trace(self, facts: InstalledTrace, obj: bytes, entry: str) -> None:
+        self.install(facts.head_pc, native().load(obj, entry))
+        self.rec.installed(facts.head_pc)
+        facts.host_bytes = len(obj)
+        self.traces.append(facts)
         self.env.stats.traces_installed += 1
 
     def _installer(self) -> None:
@@ -127,14 +154,15 @@ class NativeTier:
                 results = self.pool.poll()
                 busy = self.pool.in_flight or self.pool.depth
             for r in results:
-                head_pc, generation = r.meta
+                facts, generation = r.meta
                 if generation != self.rec.generation:
                     continue  # guest code changed since it was recorded
                 if r.ok:
-                    self._install_trace(head_pc, r.obj, r.entry)
+                    facts.stages, facts.worker_pid = dict(r.seconds), r.worker_pid
+                    self._install_trace(facts, r.obj, r.entry)
                 else:
                     self.env.stats.compile_failures[r.error] += 1
-                    self.rec.compile_failed(head_pc)
+                    self.rec.compile_failed(facts.head_pc)
             self._stop.wait(0.001 if busy else 0.01)
 
     # --- invalidation and shutdown ----------------------------------------------------------

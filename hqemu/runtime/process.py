@@ -20,6 +20,7 @@ from hqemu.log import Log
 from hqemu.params import Params
 
 from .engine import Engine
+from .report import format_summary, statistics, write_json
 
 
 def log_items(params: Params) -> set[str]:
@@ -52,7 +53,15 @@ def run(params: Params, program: str, guest_args: list[str], envp: list[str]) ->
         status = 128 + e.signo
     finally:
         engine.shutdown()
-    if log.on("stats"):
-        log.write("\n".join(["hqemu statistics:", *("  " + line for line in env.stats.summary())]))
+    if log.on("stats") or params.stats_file:
+        data = statistics(engine)
+        if log.on("stats"):
+            log.write(format_summary(data))
+        if params.stats_file:
+            try:
+                write_json(data, params.stats_file)
+            except OSError as e:
+                print(f"hqemu: cannot write the statistics to {params.stats_file}: {e.strerror}",
+                      file=sys.stderr)
     log.flush()
     return status
