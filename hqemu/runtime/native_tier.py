@@ -104,6 +104,11 @@ class NativeTier:
         blk = self.engine.cache.get(pc)
         if blk is not None:
             self.engine.retire(blk)
+            # its successors were chained while it ran in the quick tier; from now on its exits
+            # are trace exits, which NET profiles (the engine never chains them again). Only
+            # the pcs are reset: this may run in the installer thread while the main loop is
+            # between comparing next_pc0 and loading next0, which must still be a real block.
+            blk.next_pc0 = blk.next_pc1 = -1
             blk.fn = self.entry(pc)
 
     # --- block mode ---------------------------------------------------------------------

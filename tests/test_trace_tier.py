@@ -1,0 +1,43 @@
+"""The trace tier end to end: NET heads, trace exits and coverage (hybrids is deterministic).
+
+A loop with an if/else in its body: NET records the head's trace along one arm; the other
+arm's block is reached through a trace exit, must become a head itself, and from then on the
+loop runs natively. Before the fix, a head's quick-tier successor links survived its
+installation, so trace exits bypassed profiling and one arm returned to Python every time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import guestrun
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ITERATIONS = 200_000
+
+
+@pytest.fixture(scope="module")
+def intloop(tmp_path_factory) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is missing")
+    out = tmp_path_factory.mktemp("intloop") / "intloop"
+    src = ROOT / "bench" / "programs" / "intloop.c"
+    subprocess.run(["gcc", "-O2", "-static", "-o", str(out), str(src)], check=True)
+    return out
+
+
+def test_both_arms_of_a_hot_loop_run_natively(intloop, tmp_path):
+    native = guestrun.run_native(intloop, [str(ITERATIONS)])
+    stats = tmp_path / "stats.json"
+    emu = guestrun.run_hqemu(intloop, [str(ITERATIONS)], None, tmp_path,
+                             ("-llvm-mode", "hybrids", "-stats-file", str(stats)))
+    guestrun.assert_same_run(native, emu, what="intloop")
+    data = json.loads(stats.read_text())
+    misses = data["native"]["returns_to_python"].get("miss", 0)
+    assert misses < ITERATIONS // 100, f"{misses} returns to Python for {ITERATIONS} iterations"
+    assert data["tiers"]["native_share"] > 0.99, data["tiers"]
+    assert data["traces"]["ended_by"].get("TRACE_HEAD", 0) >= 1  # the other arm's trace joins the head's
