@@ -41,3 +41,44 @@ def test_both_arms_of_a_hot_loop_run_natively(intloop, tmp_path):
     assert misses < ITERATIONS // 100, f"{misses} returns to Python for {ITERATIONS} iterations"
     assert data["tiers"]["native_share"] > 0.99, data["tiers"]
     assert data["traces"]["ended_by"].get("TRACE_HEAD", 0) >= 1  # the other arm's trace joins the head's
+
+
+def test_a_worker_killed_during_a_run_changes_nothing(intloop, tmp_path):
+    """SIGKILL every LLVM worker as soon as it appears: the pool replaces them and retries or
+    drops their requests, the guest keeps running in the quick tier, its output is native."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    iters = str(ITERATIONS * 20)
+    native = guestrun.run_native(intloop, [iters])
+    stats = tmp_path / "stats.json"
+    cmd, extra = guestrun.hqemu_command(("-llvm-mode", "hybridm", "-hot-threshold", "1",
+                                         "-stats-file", str(stats)))
+    proc = subprocess.Popen([*cmd, str(intloop), iters], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **extra}, cwd=tmp_path)
+    killed = 0
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and killed < 3:
+        try:
+            kids = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            break
+        # the workers are the forkserver's children (they share its command line)
+        servers = {k.pid for k in kids if k.ppid() == proc.pid and "forkserver" in " ".join(k.cmdline())}
+        for kid in kids:
+            try:
+                if kid.ppid() in servers:
+                    kid.send_signal(signal.SIGKILL)
+                    killed += 1
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.02)
+    out, err = proc.communicate(timeout=300)
+    emu = guestrun.Run(proc.returncode, out, err)
+    guestrun.assert_same_run(native, emu, what="intloop with workers killed")
+    assert killed >= 1, "no worker process was ever seen"
+    queue = json.loads(stats.read_text())["queue"]
+    assert queue["worker_crashes"] >= 1 and queue["workers_started"] >= 2, queue
