@@ -283,6 +283,63 @@ def test_getdents64_lists_like_listdir(env, tmp_path):
     assert seen["entry007"][0] == os.stat(d / "entry007").st_ino
 
 
+def test_fallocate_like_host(env, tmp_path):
+    """busybox fallocate: the guest's file must end up as the host's own fallocate leaves a twin."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    data = bytes(range(256)) * 64
+    for mode, off, length in [(0, 0, 100_000), (0, 50_000, 3), (1, 0, 70_000), (3, 4096, 8192)]:
+        guest, twin = tmp_path / "g", tmp_path / "t"
+        for f in (guest, twin):
+            f.write_bytes(data)
+        fd = sc(env, "openat", AT_FDCWD, cstr(env, guest), os.O_RDWR, 0)
+        got = sc(env, "fallocate", fd, mode, off, length)
+        sc(env, "close", fd)
+        tfd = os.open(twin, os.O_RDWR)
+        want = libc.fallocate(tfd, mode, ctypes.c_int64(off), ctypes.c_int64(length))
+        want = -ctypes.get_errno() if want < 0 else want
+        os.close(tfd)
+        assert got == want, (mode, off, length)
+        assert guest.read_bytes() == twin.read_bytes(), (mode, off, length)
+        assert os.stat(guest).st_blocks == os.stat(twin).st_blocks, (mode, off, length)
+    assert sc(env, "fallocate", 987, 0, 0, 10) == -errno.EBADF
+
+
+def test_sendfile_like_host(env, tmp_path):
+    """busybox cp and cat use sendfile: the guest's copy and offsets must be what the host
+    kernel's sendfile gives on twin files (raw libc calls, not os.sendfile)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.sendfile.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+    libc.sendfile.restype = ctypes.c_ssize_t
+    data = bytes(random.Random(7).getrandbits(8) for _ in range(20_000))
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    offp = SCRATCH + 0x800
+    results = {}
+    for who in ("guest", "host"):
+        dst = tmp_path / f"dst-{who}"
+        i = os.open(src, os.O_RDONLY)
+        o = os.open(dst, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        os.lseek(i, 100, os.SEEK_SET)
+        got = []
+        for off, count in [(None, 1000), (5000, 300), (19_900, 4096), (None, 50_000), (30_000, 10)]:
+            if who == "guest":
+                if off is not None:
+                    env.mem.write(offp, struct.pack("<q", off))
+                n = sc(env, "sendfile", o, i, 0 if off is None else offp, count)
+                new_off = None if off is None else struct.unpack("<q", env.mem.read(offp, 8))[0]
+            else:
+                c_off = ctypes.c_int64(off or 0)
+                n = libc.sendfile(o, i, None if off is None else ctypes.addressof(c_off), count)
+                new_off = None if off is None else c_off.value
+            got.append((n, new_off, os.lseek(i, 0, os.SEEK_CUR)))
+        os.close(i)
+        os.close(o)
+        results[who] = (got, dst.read_bytes())
+    assert results["guest"] == results["host"]
+    assert results["guest"][1][:1000] == data[100:1100]
+    assert sc(env, "sendfile", 1, 987, 0, 10) == -errno.EBADF
+
+
 def test_readv_writev_like_host(env, tmp_path):
     f = tmp_path / "v"
     fd = sc(env, "openat", AT_FDCWD, cstr(env, f), os.O_CREAT | os.O_RDWR, 0o600)

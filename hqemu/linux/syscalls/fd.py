@@ -96,6 +96,24 @@ def fadvise64(env: Any, fd: int, off: int, length: int, advice: int, *_) -> int:
     return 0
 
 
+def fallocate(env: Any, fd: int, mode: int, off: int, length: int, *_) -> int:
+    host.fallocate(s32(fd), s32(mode), s64(off), s64(length))
+    return 0
+
+
+def sendfile(env: Any, out_fd: int, in_fd: int, offp: int, count: int, *_) -> int:
+    # with an offset pointer the kernel reads from there and leaves in_fd's position alone
+    count = min(count, uaccess.MAX_RW)
+    if not offp:
+        return os.sendfile(s32(out_fd), s32(in_fd), None, count)
+    off = s64(uaccess.get_u64(env, offp))
+    if off < 0:
+        return -errno.EINVAL
+    n = os.sendfile(s32(out_fd), s32(in_fd), off, count)
+    uaccess.put_u64(env, offp, off + n)
+    return n
+
+
 def getdents64(env: Any, fd: int, dirp: int, count: int, *_) -> int:
     n = min(count & 0xFFFFFFFF, 1 << 16)  # fewer entries per call is fine: the guest loops to 0
     if n and not uaccess.accessible(env, dirp, n, True):

@@ -1,6 +1,7 @@
 """Host libc calls the os module lacks, through ctypes, raising OSError like os does.
 
 getdents64 keeps the directory offset in the guest's fd (os.scandir would rewind it),
+fallocate takes the mode bits (punch hole, keep size) os.posix_fallocate has no room for,
 faccessat gives the errno os.access hides, renameat2 and utimensat take flags and special
 values os.rename/os.utime cannot express. Every struct these calls use has the same layout
 on all 64-bit Linux ISAs, so the host's bytes are the guest's.
@@ -33,6 +34,7 @@ _futimens = _fn("futimens", _c_int, _c_int, _c_void_p)
 _sysinfo = _fn("sysinfo", _c_int, _c_void_p)
 _statfs = _fn("statfs", _c_int, _c_char_p, _c_void_p)
 _fstatfs = _fn("fstatfs", _c_int, _c_int, _c_void_p)
+_fallocate = _fn("fallocate", _c_int, _c_int, _c_int, ctypes.c_int64, ctypes.c_int64)
 
 SYSINFO_SIZE = 112  # struct sysinfo on 64-bit Linux
 STATFS_SIZE = 120  # struct statfs on 64-bit Linux: eleven longs and four spare ones (fsid is two ints)
@@ -84,3 +86,7 @@ def fstatfs(fd: int) -> bytes:
     buf = ctypes.create_string_buffer(STATFS_SIZE)
     _check(_fstatfs(fd, buf))
     return buf.raw
+
+
+def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    _check(_fallocate(fd, mode, offset, length))

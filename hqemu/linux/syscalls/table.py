@@ -55,6 +55,7 @@ TABLE: tuple[Syscall, ...] = (
     S("pipe",               22,    _, fd.pipe,               "ptr"),
     S("dup",                32,   23, fd.dup,                "fd"),
     S("dup2",               33,    _, fd.dup2,               "fd,fd"),
+    S("sendfile",           40,   71, fd.sendfile,           "fd,fd,ptr,size"),
     S("fcntl",              72,   25, fd.fcntl,              "fd,fcntl,hex"),
     S("fsync",              74,   82, fd.fsync,              "fd"),
     S("fdatasync",          75,   83, fd.fdatasync,          "fd"),
@@ -62,6 +63,7 @@ TABLE: tuple[Syscall, ...] = (
     S("getdents64",        217,   61, fd.getdents64,         "fd,ptr,size"),
     S("fadvise64",         221,  223, fd.fadvise64,          "fd,long,long,int"),
     S("ppoll",             271,   73, fd.ppoll,              "ptr,size,ptr,ptr,size"),
+    S("fallocate",         285,   47, fd.fallocate,          "fd,hex,long,long"),
     S("dup3",              292,   24, fd.dup3,               "fd,fd,oflags"),
     S("pipe2",             293,   59, fd.pipe2,              "ptr,oflags"),
     # --- paths
@@ -167,7 +169,6 @@ TABLE: tuple[Syscall, ...] = (
     S("select",             23,    _, _,                     "int,ptr,ptr,ptr,ptr"),
     S("msync",              26,  227, mm.msync,              "ptr,size,hex"),
     S("mincore",            27,  232, _,                     "ptr,size,ptr"),
-    S("sendfile",           40,   71, _,                     "fd,fd,ptr,size"),
     S("connect",            42,  203, _,                     "fd,ptr,int"),
     S("clone",              56,  220, _,                     "hex,ptr,ptr,ptr,ptr"),
     S("fork",               57,    _, _,                     ""),
