@@ -17,15 +17,6 @@
 
 #include "guest.h"
 
-static int failures;
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            printf("FAILED line %d: %s (errno %d)\n", __LINE__, #cond, errno); \
-            failures++;                                                      \
-        }                                                                    \
-    } while (0)
 
 static void show_stat(const char *path)
 {

@@ -52,4 +52,16 @@ static inline void rng_seed(uint64_t s) { rng_state = s ? s : 1; }
 
 #define PUT(name, h) printf("%-24s %016llx\n", (name), (unsigned long long)(h))
 
+/* CHECK(cond): report a failed check with its line and errno and count it; a program
+ * prints `failures` at the end (its exit status says nothing the output does not). */
+#include <errno.h>
+static int failures __attribute__((unused));
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            printf("FAILED line %d: %s (errno %d)\n", __LINE__, #cond, errno); \
+            failures++;                                                        \
+        }                                                                      \
+    } while (0)
+
 #endif

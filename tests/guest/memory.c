@@ -15,15 +15,6 @@
 #include "guest.h"
 
 #define PAGE 4096
-static int failures;
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAILED line %d: %s (errno %d)\n", __LINE__, #cond, errno); \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
 
 static uint64_t sum_pages(const unsigned char *p, size_t pages)
 {
