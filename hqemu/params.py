@@ -37,6 +37,15 @@ class Params:
                          env="HQEMU_LOG_FILENAME")
     stats_file: str = knob("", "write the run's statistics as JSON to this file at exit (also when the "
                            "guest dies by a signal)", metavar="FILE")
+    perfmap: bool = knob(False, "write /tmp/perf-PID.map entries for installed native code so perf names it",
+                         "-perfmap")
+    # --- status endpoint --------------------------------------------------------------------
+    status_port: int | None = knob(None, "serve live statistics over HTTP on this port (0: a free port, "
+                                   "printed on stderr); off by default", metavar="PORT")
+    status_bind: str = knob("127.0.0.1", "address the status endpoint binds to", metavar="ADDR")
+    # --- translation cache ------------------------------------------------------------------
+    code_cache: str = knob("~/.cache/hqemu/code", "directory of the persistent translation cache, keyed "
+                           "by the guest code bytes ('' turns it off)", metavar="DIR")
     # --- quick tier ------------------------------------------------------------------------
     max_block_insns: int = knob(512, "longest guest block lifted at once; bounds translation latency",
                                 metavar="N")
