@@ -4,7 +4,10 @@
 #   make test       venv + deps + guest programs + ruff + pytest (without the slow tests)
 #   make test-slow  only the tests marked slow
 #   make guest      the guest test programs, build/guest/<variant>/<name>
-#   make lint | golden | bench | fuzz | clean
+#   make bench      the SPEC-like suite at the reference size: table + build/bench/chart-ref.svg
+#                   (BENCH_ARGS="--size quick" etc.; make bench-kernels: issue 4's kernels)
+#   make bench-programs  the suite's programs, build/bench/programs/<name>
+#   make lint | golden | fuzz | clean
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -17,8 +20,9 @@ STAMP := $(VENV)/.hqemu-installed
 PYTEST_ARGS ?=
 
 # Debian packages the tests need: the musl and AArch64 cross compilers, qemu-user as the
-# AArch64 native oracle, busybox as a large real-world static guest.
-DEB_PACKAGES := musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user busybox-static
+# AArch64 native oracle, busybox as a large real-world static guest, chromium to render the
+# status page headless.
+DEB_PACKAGES := musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user busybox-static chromium
 
 # --- guest programs: one .c file each, three x86-64 variants ------------------------------
 GUEST_DIR := tests/guest
@@ -60,6 +64,28 @@ guest: $(GUEST_BINS)
 
 guest-aarch64: $(addprefix $(GUEST_OUT)/aarch64-glibc/,$(GUEST_NAMES))
 
+# --- the SPEC-like benchmark programs: bench/programs/*.c with a `// bench-group:` header -----
+# (the other .c files there are `make run` demos); the runner (bench/runner.py) uses the same flags
+BENCH_DIR := bench/programs
+BENCH_OUT := build/bench/programs
+BENCH_NAMES := $(basename $(notdir $(shell grep -lE '^\s*//\s*bench-group:' $(BENCH_DIR)/*.c 2>/dev/null)))
+BENCH_CFLAGS := -O2 -static -std=gnu11 -Wall
+BENCH_ARGS ?=
+
+$(BENCH_OUT)/%: $(BENCH_DIR)/%.c | $(BENCH_OUT)
+	$(CC_GLIBC) $(BENCH_CFLAGS) -o $@ $< -lm
+
+$(BENCH_OUT)-aarch64/%: $(BENCH_DIR)/%.c | $(BENCH_OUT)-aarch64
+	$(CC_AARCH64) $(BENCH_CFLAGS) -o $@ $< -lm
+
+$(BENCH_OUT) $(BENCH_OUT)-aarch64:
+	mkdir -p $@
+
+.PHONY: bench-programs bench-programs-aarch64
+bench-programs: $(addprefix $(BENCH_OUT)/,$(BENCH_NAMES))
+
+bench-programs-aarch64: $(addprefix $(BENCH_OUT)-aarch64/,$(BENCH_NAMES))
+
 # --- the Python side -----------------------------------------------------------------------
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -83,19 +109,19 @@ deps:
 	fi
 
 # --- entry points --------------------------------------------------------------------------
-.PHONY: test test-slow lint golden bench fuzz run clean
+.PHONY: test test-slow lint golden bench bench-kernels fuzz run clean
 
 # `deps` must finish before the guest list is computed, hence the recursive make
 # lint failures do not hide test failures: both run, either fails the target
 test: venv deps
-	$(MAKE) --no-print-directory guest
+	$(MAKE) --no-print-directory guest bench-programs
 	@status=0; \
 	echo "ruff check ."; $(VENV)/bin/ruff check . || status=1; \
 	echo "pytest -q $(PYTEST_ARGS)"; $(VENV)/bin/pytest -q $(PYTEST_ARGS) || status=1; \
 	exit $$status
 
 test-slow: venv deps
-	$(MAKE) --no-print-directory guest
+	$(MAKE) --no-print-directory guest bench-programs
 	$(VENV)/bin/pytest -q -m slow $(PYTEST_ARGS)
 
 lint: venv
@@ -104,14 +130,17 @@ lint: venv
 golden: venv
 	$(PY) tests/update_golden.py
 
-bench: venv
-	@if [ -f bench/__main__.py ]; then $(PY) -m bench; \
-	elif [ -f bench/quick_mips.py ]; then $(PY) bench/quick_mips.py; \
-	else echo "no benchmark yet (bench/__main__.py)"; exit 1; fi
+# deps installs qemu-user, the qemu column; the runner builds what make did not
+bench: venv deps
+	$(MAKE) --no-print-directory bench-programs
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-kernels: venv deps
+	$(PY) -m bench --suite kernels $(BENCH_ARGS)
 
 # the differential tests read HQEMU_FUZZ to raise their case counts
 fuzz: venv deps
-	$(MAKE) --no-print-directory guest
+	$(MAKE) --no-print-directory guest bench-programs
 	HQEMU_FUZZ=1 $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 PRIMES := build/bench/primes

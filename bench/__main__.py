@@ -1,10 +1,13 @@
-"""`python -m bench`: loop-heavy kernels under native, qemu-x86_64 and hqemu's modes, one table.
+"""`python -m bench`: the SPEC-like programs (or issue 4's kernels) under native, qemu-x86_64 and
+hqemu's modes: tables of time ratios, an SVG chart, pyperf JSON.
 
-    $ .venv/bin/python -m bench [--size quick|ref] [--only NAME,...] [--configs native,qemu,hybridm,...]
-                                [--reps N] [--list] [--report FILE]
+    $ .venv/bin/python -m bench [--suite spec|kernels] [--size quick|ref] [--only NAME,...]
+                                [--configs native,qemu,hybridm,...] [--reps N] [--chart FILE]
+                                [--list] [--report FILE]
 
-Exits 1 if any run failed or printed a wrong checksum (the failures are listed loudly at the end).
-Results: build/bench/results-<size>-<time>.json, latest-<size>.json, pyperf-<size>-<config>.json.
+Exits 1 if any run failed or printed a wrong checksum (the failures are listed loudly at the end),
+2 on a malformed workload header. Results: build/bench/[kernels-]results-<size>-<time>.json,
+[kernels-]latest-<size>.json, [kernels-]pyperf-<size>-<config>.json, [kernels-]chart-<size>.svg.
 """
 
 from __future__ import annotations
@@ -14,44 +17,83 @@ import shutil
 import sys
 from pathlib import Path
 
+from .chart import write_chart
 from .report import format_report
-from .runner import CONFIGS, DEFAULT_CONFIGS, WORKLOADS, config_named, load, run_suite, save
+from .runner import (
+    CONFIGS,
+    OUT,
+    WORKLOADS,
+    Workload,
+    config_named,
+    default_configs,
+    load,
+    prefix,
+    run_suite,
+    save,
+)
+from .suite import SuiteError, discover
+
+
+def workloads_of(suite: str) -> dict[str, Workload]:
+    if suite == "kernels":
+        return dict(WORKLOADS)
+    return {w.name: w for w in discover()}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", choices=("spec", "kernels"), default="spec",
+                    help="spec: bench/programs (issue 6, default); kernels: bench/kernels (issue 4)")
     ap.add_argument("--size", choices=("quick", "ref"), default="ref")
     ap.add_argument("--only", default="", help="comma list of workloads (default: all)")
-    ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
-                    help=f"comma list of {', '.join(CONFIGS)} (hqemu- may be left out)")
+    ap.add_argument("--configs", default="",
+                    help=f"comma list of {', '.join(CONFIGS)} (hqemu- may be left out); default: all at "
+                    "the spec suite's quick size, else native,qemu,hqemu-hybridm")
     ap.add_argument("--reps", type=int, default=0, help="repetitions per cell (default: 1 quick, 2 ref)")
+    ap.add_argument("--chart", metavar="FILE",
+                    help="also write the SVG chart here (e.g. docs/performance-quick.svg)")
     ap.add_argument("--list", action="store_true", help="list workloads and configurations, then exit")
-    ap.add_argument("--report", metavar="FILE", help="print the tables of a saved results JSON, run nothing")
+    ap.add_argument("--report", metavar="FILE", help="print the tables of a saved results JSON (and write "
+                    "--chart if given), run nothing")
     a = ap.parse_args(argv)
     if a.report:
-        print(format_report(load(Path(a.report))))
+        result = load(Path(a.report))
+        print(format_report(result))
+        if a.chart:
+            print(f"chart: {write_chart(result, Path(a.chart))}")
         return 0
+    try:
+        known = workloads_of(a.suite)
+    except SuiteError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
     if a.list:
-        for w in WORKLOADS.values():
+        for w in known.values():
             print(f"{w.name:<11} {w.group:<5} quick {' '.join(w.args['quick']):<9} "
                   f"ref {' '.join(w.args['ref']):<9} {w.doc}")
         for c in CONFIGS.values():
-            print(f"{c.name:<14} {c.doc}")
+            print(f"{c.name:<16} {c.doc}" + (f" [unavailable: {why}]" if (why := c.unavailable()) else ""))
         return 0
-    names = [n for n in a.only.split(",") if n] or list(WORKLOADS)
-    unknown = [n for n in names if n not in WORKLOADS]
+    names = [n for n in a.only.split(",") if n] or list(known)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        ap.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
-    configs = [config_named(n) for n in a.configs.split(",") if n]
-    if any(c.kind == "qemu" for c in configs) and not shutil.which("qemu-x86_64"):
-        print("qemu-x86_64 not found (apt-get install qemu-user): no qemu column", file=sys.stderr)
-        configs = [c for c in configs if c.kind != "qemu"]
+        ap.error(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if not names:
+        print(f"bench: no workloads in the {a.suite} suite", file=sys.stderr)
+        return 2
+    wanted = a.configs.split(",") if a.configs else default_configs(a.suite, a.size)
+    configs = [config_named(n) for n in wanted if n]
+    if "native" not in [c.name for c in configs]:
+        configs.insert(0, CONFIGS["native"])  # the reference of every ratio
     reps = a.reps or (1 if a.size == "quick" else 2)
-    result = run_suite([WORKLOADS[n] for n in names], configs, a.size, reps)
+    result = run_suite([known[n] for n in names], configs, a.size, reps, suite=a.suite)
     path = save(result)
     print()
     print(format_report(result))
-    print(f"\nresults: {path}")
+    chart = write_chart(result, OUT / f"{prefix(a.suite)}chart-{a.size}.svg")
+    if a.chart:
+        shutil.copyfile(chart, a.chart)
+    print(f"\nresults: {path}\nchart: {chart}" + (f" and {a.chart}" if a.chart else ""))
     return 1 if any(c.error for cells in result.cells.values() for c in cells.values()) else 0
 
 

@@ -1,11 +1,12 @@
-"""Tables of a SuiteResult: times, ratios against native and qemu with geometric means per group,
-and for hqemu's LLVM modes the native share and compile latency per stage. Markdown, so a run
-pastes into docs/performance.md as it is.
+"""Tables of a SuiteResult: times, time ratios to native and hqemu/qemu with geometric means per
+group, and where hqemu's time went (tier shares, traces, compile time, returns to Python).
+Markdown, so a run pastes into docs/performance.md as it is.
 
     >>> print(format_report(run_suite(...)))
+    >>> group_means(result, "native")["hqemu-hybridm"]["INT"]     # a geomean of time ratios
 
 Times are the best of the repetitions (the least disturbed run on a shared machine); a ratio
-below 1 means hqemu took less time than the other configuration.
+below 1 means the first configuration took less time than the second.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 from .runner import Cell, SuiteResult, median_stats, spread
 
 GROUPS = ("INT", "FP")  # the groups with geometric means; START is the fixed-cost baseline
-# Issue 4's targets: hqemu/qemu time ratio at most this, per group
+# Issue 4's targets for its kernels: hqemu/qemu time ratio at most this, per group
 TARGETS = {"INT": 1.0, "FP": 1 / 3}
 
 
@@ -23,9 +24,8 @@ def geomean(xs: list[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
-def _group_mean(ratio: dict[str, float], members: list[str]) -> str:
-    # a mean over part of a group would compare different kernel sets: only over all of it
-    return f"{geomean([ratio[m] for m in members]):.2f}" if all(m in ratio for m in members) else "-"
+def short(name: str) -> str:
+    return name.removeprefix("hqemu-")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -39,7 +39,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), sep, *(line(r) for r in rows)]
 
 
-def _time(cell: Cell) -> str:
+def _time(cell: Cell | None) -> str:
+    if cell is None:
+        return "-"
     if cell.error:
         return "FAIL"
     if not cell.samples:
@@ -60,88 +62,115 @@ def ratios(r: SuiteResult, hq: str, base: str, steady: bool = False) -> dict[str
     out = {}
     for w in r.workloads:
         a, b = r.cells[w.name].get(hq), r.cells[w.name].get(base)
-        if a and b and a.ok and b.ok and w.group in GROUPS:
-            ta, tb = a.best, b.best
-            if steady:
-                ta, tb = ta - start[hq].best, tb - start[base].best
-                if ta <= 0 or tb <= 0:
-                    continue
+        if not (a and b and a.ok and b.ok):
+            continue
+        ta, tb = a.best, b.best
+        if steady:
+            if w.group not in GROUPS:
+                continue
+            ta, tb = ta - start[hq].best, tb - start[base].best
+            if ta <= 0 or tb <= 0:
+                continue
+        if tb > 0:
             out[w.name] = ta / tb
-        elif a and b and a.ok and b.ok and not steady:
-            out[w.name] = a.best / b.best
     return out
 
 
-def format_report(r: SuiteResult) -> str:
-    names = [c.name for c in r.configs]
-    hq = [c.name for c in r.configs if c.kind == "hqemu"]
-    bases = [b for b in ("native", "qemu") if b in names]
-    pairs = [(h, b) for h in hq for b in bases]
-    ratio = {p: ratios(r, *p) for p in pairs}
-    steady = {(h, "qemu"): ratios(r, h, "qemu", steady=True) for h in hq if "qemu" in names}
-    steady = {p: v for p, v in steady.items() if v}
+def group_mean(ratio: dict[str, float], members: list[str]) -> float | None:
+    # a mean over part of a group would compare different workload sets: only over all of it
+    return geomean([ratio[m] for m in members]) if members and all(m in ratio for m in members) else None
 
-    def short(n: str) -> str:
-        return n.removeprefix("hqemu-")
 
-    head = ["kernel", "group", *(f"{n} s" for n in names), *(f"{short(h)}/{b}" for h, b in pairs),
-            *(f"{short(h)}/qemu warm" for h, _ in steady)]
-    rows = []
-    for w in r.workloads:
-        cells = r.cells[w.name]
-        rows.append([w.name, w.group, *(_time(cells[n]) for n in names),
-                     *(f"{ratio[p][w.name]:.2f}" if w.name in ratio[p] else "-" for p in pairs),
-                     *(f"{steady[p][w.name]:.2f}" if w.name in steady[p] else "-" for p in steady)])
+def members(r: SuiteResult, group: str) -> list[str]:
+    return [w.name for w in r.workloads if w.group == group]
+
+
+def group_means(r: SuiteResult, base: str) -> dict[str, dict[str, float | None]]:
+    """configuration -> group -> geomean of its time ratios to base (None: a member failed)."""
+    return {c.name: {g: group_mean(ratios(r, c.name, base), members(r, g)) for g in GROUPS}
+            for c in r.configs if c.name != base}
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _ratio_table(r: SuiteResult, cols: list[str], base: str, steady: bool = False) -> list[str]:
+    ratio = {c: ratios(r, c, base, steady) for c in cols}
+    rows = [[w.name, w.group, *(_fmt(ratio[c].get(w.name)) for c in cols)] for w in r.workloads]
     for g in GROUPS:
-        members = [w.name for w in r.workloads if w.group == g]
-        if not members:
-            continue
-        rows.append([f"geomean {g}", g, *("" for _ in names),
-                     *(_group_mean(ratio[p], members) for p in pairs),
-                     *(_group_mean(steady[p], members) for p in steady)])
-    out = [f"size {r.size}, {r.reps} repetition(s), best wall time in seconds of the whole process "
-           f"(± half the range of the repetitions when >= 5%); ratio < 1: hqemu faster; "
-           f"'warm': both times minus their startup time", "", *_table(head, rows)]
+        if m := members(r, g):
+            rows.append([f"geomean {g}", g, *(_fmt(group_mean(ratio[c], m)) for c in cols)])
+    return _table(["workload", "group", *(f"{short(c)}" for c in cols)], rows)
 
-    if "qemu" in names:
-        out.append("")
-        for h in hq:
-            for g in GROUPS:
-                members = [w.name for w in r.workloads if w.group == g]
-                vals = [ratio[(h, "qemu")][m] for m in members if m in ratio[(h, "qemu")]]
-                if members and len(vals) == len(members):
-                    gm, target = geomean(vals), TARGETS[g]
-                    verdict = "met" if gm <= target else "NOT met"
-                    out.append(f"target {g}: {short(h)}/qemu geomean {gm:.2f}, "
-                               f"wanted <= {target:.2f}: {verdict}")
 
-    stat_rows, stages = [], []
-    for w in r.workloads:
-        for h in hq:
-            st = median_stats(r.cells[w.name][h])
-            for s in st.get("compile_ms", {}):
-                if s not in stages:
-                    stages.append(s)
+def _stats_table(r: SuiteResult, hq: list[str]) -> list[str]:
+    rows = []
     for w in r.workloads:
         for h in hq:
             st = median_stats(r.cells[w.name][h])
             if not st:
                 continue
             comp = st.get("compile_ms", {})
-            stat_rows.append([w.name, short(h),
-                              f"{st['native_pct']:.2f}" if "native_pct" in st else "-",
-                              str(st.get("traces", "-")), str(st.get("misses", "-")),
-                              f"{st['translate_s']:.2f}" if "translate_s" in st else "-",
-                              *(f"{comp[s]['p50_ms']:.1f} / {comp[s]['p90_ms']:.1f}" if s in comp else "-"
-                                for s in stages)])
-    if stat_rows:
-        out += ["", "hqemu -d stats of the median run: native share of guest instructions, traces installed, "
-                "returns to Python on a dispatch miss, quick-tier translation seconds, and compile latency "
-                "per trace p50 / p90 in ms per stage", "",
-                *_table(["kernel", "mode", "native %", "traces", "misses", "quick xlate s",
-                         *(f"{s} ms" for s in stages)], stat_rows)]
+
+            def pp(stage: str, comp: dict = comp) -> str:
+                return f"{comp[stage]['p50_ms']:.0f} / {comp[stage]['p90_ms']:.0f}" if stage in comp else "-"
+
+            rows.append([w.name, short(h),
+                         f"{st['guest_insns'] / 1e6:.1f}" if "guest_insns" in st else "-",
+                         f"{st['native_pct']:.2f}" if "native_pct" in st else "-",
+                         str(st.get("traces", "-")), str(st.get("merged", "-")),
+                         str(st.get("units", "-")), str(st.get("misses", "-")),
+                         f"{st['translate_s']:.2f}" if "translate_s" in st else "-",
+                         f"{st['compile_total_ms'] / 1e3:.2f}" if "compile_total_ms" in st else "-",
+                         pp("total"), pp("latency")])
+    if not rows:
+        return []
+    return ["", "Where hqemu's time went (its -d stats, of the median run): guest instructions (millions), "
+            "share run as native code, traces installed and merged, native units entered, returns to "
+            "Python on a dispatch miss, seconds of quick-tier translation and of LLVM compilation "
+            "(summed over traces, in workers for hybridm), compile time per trace and latency from "
+            "submission to installation (p50 / p90 ms)", "",
+            *_table(["workload", "mode", "M insns", "native %", "traces", "merged", "units", "misses",
+                     "quick xlate s", "compile s", "compile ms", "latency ms"], rows)]
+
+
+def format_report(r: SuiteResult) -> str:
+    names = [c.name for c in r.configs]
+    hq = [c.name for c in r.configs if c.kind == "hqemu"]
+    m = r.machine
+    out = [f"suite {r.suite}, size {r.size}, {r.reps} repetition(s); machine: {m.get('cpu', '?')}, "
+           f"{m.get('cores', '?')} cores, load {_load(m)} at start, {m.get('date', '')}"]
+    out += [f"skipped {n}: {why}" for n, why in r.skipped.items()]
+    times = [[w.name, w.group, *(_time(r.cells[w.name].get(n)) for n in names)] for w in r.workloads]
+    out += ["", "Best wall time of the whole process in seconds (± half the range of the repetitions "
+            "when >= 5%)", "", *_table(["workload", "group", *names], times)]
+    if "native" in names and len(names) > 1:
+        out += ["", "Time / native (lower is better)", "",
+                *_ratio_table(r, [n for n in names if n != "native"], "native")]
+    if "qemu" in names and hq:
+        out += ["", "hqemu / qemu-x86_64 (below 1: hqemu faster)", "", *_ratio_table(r, hq, "qemu")]
+        if "startup" in r.cells:
+            out += ["", "hqemu / qemu-x86_64 warm: both times minus their configuration's startup time", "",
+                    *_ratio_table(r, hq, "qemu", steady=True)]
+        if r.suite == "kernels":
+            out.append("")
+            for h in hq:
+                ratio = ratios(r, h, "qemu")
+                for g in GROUPS:
+                    gm = group_mean(ratio, members(r, g))
+                    if gm is not None:
+                        verdict = "met" if gm <= TARGETS[g] else "NOT met"
+                        out.append(f"target {g}: {short(h)}/qemu geomean {gm:.2f}, "
+                                   f"wanted <= {TARGETS[g]:.2f}: {verdict}")
+    out += _stats_table(r, hq)
     failed = [(w.name, n, c.error) for w in r.workloads for n, c in r.cells[w.name].items() if c.error]
     if failed:
         out += ["", "FAILURES (no time reported for these):"]
         out += [f"  {w} under {n}: {e}" for w, n, e in failed]
     return "\n".join(out)
+
+
+def _load(machine: dict) -> str:
+    load = machine.get("load_at_start")
+    return f"{load[0]:.1f}" if load else "?"

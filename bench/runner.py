@@ -1,9 +1,12 @@
-"""The speed comparison's machinery: the workload and configuration tables, building, timed runs.
+"""The speed comparison's machinery: the kernel and configuration tables, building, timed runs.
 
     >>> from bench.runner import WORKLOADS, CONFIGS, run_suite
     >>> result = run_suite([WORKLOADS["int_loop"]], [CONFIGS["native"], CONFIGS["hqemu-hybridm"]],
     ...                    size="quick", reps=1)
     >>> result.cells["int_loop"]["hqemu-hybridm"].best      # seconds, whole process
+
+Two suites share it: issue 4's kernels (bench/kernels, the WORKLOADS table below) and issue 6's
+SPEC-like programs (bench/programs, found from their header blocks by bench.suite).
 
 Every run is one process timed from spawn to exit (wall clock, perf_counter) with its user and
 system CPU time (wait4). That is the brief's measure: the whole run, Python start-up and warm-up
@@ -37,9 +40,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = ROOT / "bench" / "kernels"
+PROGRAMS = ROOT / "bench" / "programs"
 OUT = ROOT / "build" / "bench"
-CFLAGS = ["-O2", "-static", "-std=gnu11"]
+CFLAGS = ["-O2", "-static", "-std=gnu11", "-Wall"]  # the Makefile's bench-programs rule uses the same
 TIMEOUT = 900.0  # seconds per run: a hung emulator is a failure, not a stalled suite
+# Every hqemu run starts with a cold translation cache: the comparison is HQEMU's (translate while
+# running), and a cache warmed by an earlier repetition would make repetitions disagree.
+HQEMU_COMMON = ["-code-cache", ""]
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,11 @@ class Workload:
     source: Path
     args: dict[str, list[str]]  # size name (quick, ref) -> guest argv[1:]
     doc: str  # one line: what it stresses
+    suite: str = "kernels"  # kernels (issue 4) or spec (issue 6: output must be "<name> checksum V")
+
+    @property
+    def exe(self) -> Path:
+        return OUT / self.name if self.suite == "kernels" else OUT / "programs" / self.name
 
 
 def _k(name: str, group: str, quick: list[str], ref: list[str], doc: str) -> Workload:
@@ -74,6 +86,7 @@ class Config:
     kind: str  # native | qemu | hqemu
     mode: str = ""  # hqemu -llvm-mode
     doc: str = ""
+    workers: int = 0  # hqemu -workers; 0: hqemu's default
 
     def argv(self, exe: Path, args: list[str], stats_file: Path | None) -> list[str]:
         if self.kind == "native":
@@ -81,7 +94,16 @@ class Config:
         if self.kind == "qemu":
             return [shutil.which("qemu-x86_64") or "qemu-x86_64", str(exe), *args]
         extra = ["-d", "stats", "-D", str(stats_file)] if stats_file else []
-        return [sys.executable, "-m", "hqemu", "-llvm-mode", self.mode, *extra, str(exe), *args]
+        if self.workers:
+            extra += ["-workers", str(self.workers)]
+        return [sys.executable, "-m", "hqemu", "-llvm-mode", self.mode, *HQEMU_COMMON, *extra,
+                str(exe), *args]
+
+    def unavailable(self) -> str:
+        """Why this configuration cannot run on this machine, "" when it can."""
+        if self.kind == "qemu" and not shutil.which("qemu-x86_64"):
+            return "qemu-x86_64 not found (make deps, or apt-get install qemu-user)"
+        return ""
 
 
 CONFIGS: dict[str, Config] = {c.name: c for c in [
@@ -91,9 +113,17 @@ CONFIGS: dict[str, Config] = {c.name: c for c in [
     Config("hqemu-block", "hqemu", "block", "every block compiled by LLVM"),
     Config("hqemu-hybrids", "hqemu", "hybrids", "traces compiled on the main thread"),
     Config("hqemu-hybridm", "hqemu", "hybridm", "traces compiled by worker processes (hqemu's default)"),
+    Config("hqemu-hybridm-2w", "hqemu", "hybridm", "as hybridm with two worker processes", workers=2),
 ]}
 # hqemu-none runs ~10 M guest instr/s: minutes per ref kernel, so it is opt-in
 DEFAULT_CONFIGS = ["native", "qemu", "hqemu-hybridm"]
+
+
+def default_configs(suite: str, size: str) -> list[str]:
+    """Every configuration at the spec suite's quick size; at ref, and for the kernels, the three that
+    take seconds: the quick tier alone (none), block and hybrids (every hot trace compiled while the
+    guest waits) take minutes per reference-size workload."""
+    return list(CONFIGS) if (suite, size) == ("spec", "quick") else list(DEFAULT_CONFIGS)
 
 
 def config_named(name: str) -> Config:
@@ -106,7 +136,7 @@ def config_named(name: str) -> Config:
 
 # --- building ------------------------------------------------------------------------------
 def build(w: Workload, cc: str = "gcc") -> Path:
-    exe = OUT / w.name
+    exe = w.exe
     if not exe.exists() or exe.stat().st_mtime < w.source.stat().st_mtime:
         exe.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([cc, *CFLAGS, "-o", str(exe), str(w.source), "-lm"], check=True)
@@ -157,6 +187,9 @@ _TRACES = re.compile(r"traces formed (\d+), installed (\d+)|^\s*traces_installed
 _XLATE = re.compile(r"quick tier: (\d+) blocks translated.*? in ([\d.]+) s"
                     r"|^\s*translate_seconds: ([\d.]+)", re.M)
 _MISS = re.compile(r"returns to Python: .*?miss=(\d+)|native_returns: .*?miss=(\d+)", re.M)
+_COMPILED = re.compile(r"^\s*compile total: total ([\d.]+) ms", re.M)
+_UNITS = re.compile(r"native: (\d+) units entered", re.M)
+_MERGED = re.compile(r"traces formed \d+, installed \d+.*?merged (\d+)", re.M)
 
 
 def parse_stats(text: str) -> dict:
@@ -170,6 +203,12 @@ def parse_stats(text: str) -> dict:
         d["translate_s"] = float(m[2] or m[3])
     if m := _MISS.search(text):
         d["misses"] = int(m[1] or m[2])
+    if m := _COMPILED.search(text):
+        d["compile_total_ms"] = float(m[1])
+    if m := _UNITS.search(text):
+        d["units"] = int(m[1])
+    if m := _MERGED.search(text):
+        d["merged"] = int(m[1])
     stages = {s: {"p50_ms": float(a), "p90_ms": float(b)} for s, a, b in _STAGE.findall(text)}
     if stages:
         d["compile_ms"] = stages
@@ -201,6 +240,8 @@ class SuiteResult:
     expected: dict[str, str] = field(default_factory=dict)  # workload -> native stdout
     cells: dict[str, dict[str, Cell]] = field(default_factory=dict)
     machine: dict = field(default_factory=dict)
+    suite: str = "kernels"
+    skipped: dict[str, str] = field(default_factory=dict)  # configuration -> why it was not run
 
 
 def machine_info() -> dict:
@@ -223,21 +264,53 @@ def machine_info() -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
+def checksum_error(w: Workload, stdout: str) -> str:
+    """Why a spec workload's output is not of the contract's form ("" when it is): its last line
+    must be `<name> checksum <value>` (FP programs may add a second value, e.g. a %.10e sum).
+    Kernels print their own shapes and are not checked."""
+    if w.suite != "spec":
+        return ""
+    last = stdout.rstrip("\n").rpartition("\n")[2]
+    if re.fullmatch(rf"{re.escape(w.name)} checksum( \S+)+", last):
+        return ""
+    return f"output does not end with '{w.name} checksum <value>': {last[:120]!r}"
+
+
 def run_suite(workloads: list[Workload], configs: list[Config], size: str, reps: int,
-              log: Callable[[str], None] = print) -> SuiteResult:
+              log: Callable[[str], None] = print, suite: str = "") -> SuiteResult:
     """Build, take each workload's expected output from one native run, then time the configurations.
 
     Repetitions are the outer loop, so a slow drift of the machine's load spreads over all cells
-    instead of biasing one configuration.
+    instead of biasing one configuration. A configuration that cannot run here (qemu missing) is
+    left out and listed in `skipped`; a workload whose native run fails or prints no checksum
+    has every cell failed, and the other workloads still run.
     """
-    r = SuiteResult(size, reps, workloads, configs, machine=machine_info())
-    exes = {w.name: build(w) for w in workloads}
+    suite = suite or (workloads[0].suite if workloads else "kernels")
+    skipped = {c.name: why for c in configs if (why := c.unavailable())}
+    for name, why in skipped.items():
+        log(f"--- skipping {name}: {why}")
+    configs = [c for c in configs if c.name not in skipped]
+    r = SuiteResult(size, reps, workloads, configs, machine=machine_info(), suite=suite, skipped=skipped)
+    built = {w.name: build(w) for w in workloads}
+    # the timed runs use a private copy, so a rebuild in the tree during a long run changes nothing
+    with tempfile.TemporaryDirectory(prefix="hqemu-bench-exe-") as tmp:
+        exes = {n: Path(shutil.copy2(exe, Path(tmp) / n)) for n, exe in built.items()}
+        _run_cells(r, exes, log)
+    return r
+
+
+def _run_cells(r: SuiteResult, exes: dict[str, Path], log: Callable[[str], None]) -> None:
+    workloads, configs, size, reps = r.workloads, r.configs, r.size, r.reps
     for w in workloads:
-        ref = run_once(CONFIGS["native"], exes[w.name], w.args[size])
-        if ref.status != 0:
-            raise SystemExit(f"native {w.name} failed with status {ref.status}:\n{ref.stderr}")
-        r.expected[w.name] = ref.stdout
         r.cells[w.name] = {c.name: Cell() for c in configs}
+        ref = run_once(CONFIGS["native"], exes[w.name], w.args[size])
+        why = (f"native run: exit status {ref.status}: {ref.stderr.strip()[-300:]}" if ref.status != 0
+               else checksum_error(w, ref.stdout))
+        r.expected[w.name] = ref.stdout
+        if why:
+            log(f"!!! FAILED {w.name}: {why}")
+            for cell in r.cells[w.name].values():
+                cell.error = why
     for rep in range(reps):
         for w in workloads:
             for c in configs:
@@ -250,21 +323,28 @@ def run_suite(workloads: list[Workload], configs: list[Config], size: str, reps:
                 elif s.stdout != r.expected[w.name]:
                     cell.error = (f"CHECKSUM MISMATCH: expected {r.expected[w.name].strip()!r}, "
                                   f"got {s.stdout.strip()[:200]!r}")
+                elif why := checksum_error(w, s.stdout):
+                    cell.error = why
                 else:
                     cell.samples.append(s)
                 if cell.error:
                     log(f"!!! FAILED {w.name} under {c.name}: {cell.error}")
                 else:
-                    log(f"  [{rep + 1}/{reps}] {w.name:<11} {c.name:<14} {s.wall:8.3f} s")
-    return r
+                    log(f"  [{rep + 1}/{reps}] {w.name:<11} {c.name:<16} {s.wall:8.3f} s")
 
 
 # --- results on disk -----------------------------------------------------------------------
+def prefix(suite: str) -> str:
+    """File-name prefix of a suite's results under build/bench: none for spec (the default suite)."""
+    return "" if suite == "spec" else f"{suite}-"
+
+
 def save(r: SuiteResult, out_dir: Path = OUT) -> Path:
-    """build/bench/results-<size>-<time>.json (and latest-<size>.json), plus pyperf files per config."""
+    """build/bench/[kernels-]results-<size>-<time>.json (and [kernels-]latest-<size>.json), plus
+    pyperf files per configuration ([kernels-]pyperf-<size>-<config>.json)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"size": r.size, "reps": r.reps, "machine": r.machine,
-           "configs": [asdict(c) for c in r.configs],
+    doc = {"suite": r.suite, "size": r.size, "reps": r.reps, "machine": r.machine,
+           "configs": [asdict(c) for c in r.configs], "skipped": r.skipped,
            "workloads": {w.name: {"group": w.group, "args": w.args[r.size], "doc": w.doc,
                                   "expected": r.expected.get(w.name, ""),
                                   "runs": {c: {"error": cell.error,
@@ -274,10 +354,11 @@ def save(r: SuiteResult, out_dir: Path = OUT) -> Path:
                                            for c, cell in r.cells[w.name].items()}}
                          for w in r.workloads}}
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = out_dir / f"results-{r.size}-{stamp}.json"
+    tag = prefix(r.suite)
+    path = out_dir / f"{tag}results-{r.size}-{stamp}.json"
     text = json.dumps(doc, indent=1)
     path.write_text(text)
-    (out_dir / f"latest-{r.size}.json").write_text(text)
+    (out_dir / f"{tag}latest-{r.size}.json").write_text(text)
     _save_pyperf(r, out_dir)
     return path
 
@@ -285,10 +366,13 @@ def save(r: SuiteResult, out_dir: Path = OUT) -> Path:
 def load(path: Path) -> SuiteResult:
     """A SuiteResult back from a results JSON written by save(), to print its tables again."""
     doc = json.loads(Path(path).read_text())
+    suite = doc.get("suite", "kernels")
     configs = [Config(**c) for c in doc["configs"]]
-    workloads = [WORKLOADS.get(n) or Workload(n, d["group"], KERNELS / f"{n}.c", {doc["size"]: d["args"]},
-                                              d["doc"]) for n, d in doc["workloads"].items()]
-    r = SuiteResult(doc["size"], doc["reps"], workloads, configs, machine=doc["machine"])
+    folder = KERNELS if suite == "kernels" else PROGRAMS
+    workloads = [Workload(n, d["group"], folder / f"{n}.c", {doc["size"]: d["args"]}, d["doc"], suite)
+                 for n, d in doc["workloads"].items()]
+    r = SuiteResult(doc["size"], doc["reps"], workloads, configs, machine=doc["machine"], suite=suite,
+                    skipped=doc.get("skipped", {}))
     for n, d in doc["workloads"].items():
         r.expected[n] = d["expected"]
         r.cells[n] = {c: Cell([Sample(wall, cpu, 0, d["expected"], "", st)
@@ -309,11 +393,12 @@ def _save_pyperf(r: SuiteResult, out_dir: Path) -> None:
             if not cell.ok:
                 continue
             meta = {"name": w.name, "unit": "second", "loops": 1, "command": " ".join(
-                c.argv(OUT / w.name, w.args[r.size], None))}
+                c.argv(w.exe, w.args[r.size], None))}
             runs = [pyperf.Run([s.wall], metadata=meta, collect_metadata=False) for s in cell.samples]
             benches.append(pyperf.Benchmark(runs))
         if benches:
-            pyperf.BenchmarkSuite(benches).dump(str(out_dir / f"pyperf-{r.size}-{c.name}.json"), replace=True)
+            path = out_dir / f"{prefix(r.suite)}pyperf-{r.size}-{c.name}.json"
+            pyperf.BenchmarkSuite(benches).dump(str(path), replace=True)
 
 
 def spread(cell: Cell) -> float:

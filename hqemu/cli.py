@@ -7,6 +7,7 @@ that argv overrides.
 
     $ hqemu -strace -d in_asm ./prog arg1 arg2
     $ HQEMU_STRACE=1 hqemu ./prog
+    $ hqemu status 41234          # a subcommand only as the first word (a guest named status: ./status)
 """
 
 from __future__ import annotations
@@ -131,9 +132,12 @@ def parse(argv: list[str], environ: dict[str, str]) -> Invocation | str:
 
 
 def usage() -> str:
-    lines = ["usage: hqemu [options] program [arguments...]", "",
+    lines = ["usage: hqemu [options] program [arguments...]",
+             "       hqemu status [URL | HOST:PORT | PORT] [--json]", "",
              "Runs a static Linux x86-64 program. Options end at the program name or at '--'.",
-             "Each option has an environment twin (shown at the right); the command line wins.", ""]
+             "Each option has an environment twin (shown at the right); the command line wins.",
+             "'hqemu status' shows the figures of a run started with -status-port (see 'hqemu status -h');",
+             "it is a subcommand only as the first word: run a guest program named status as ./status.", ""]
     rows = [(f"-{_flag(f).lstrip('-')}" + (f" {f.metadata['metavar']}" if f.metadata["metavar"] else ""),
              f.metadata["reason"] + f" [{f.default}]" * (f.default not in (None, "", False)), _env_name(f))
             for f in fields(Params)]
@@ -158,6 +162,10 @@ def guest_environ(inv: Invocation, environ: dict[str, str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run hqemu; returns the exit status. No Python traceback reaches the user."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:
+        from .status.client import main as status_main  # urllib only: no emulator import
+
+        return status_main(argv[1:])
     inv = None
     try:
         inv = parse(argv, dict(os.environ))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ class Env:
     exe_path: str = ""  # host path of the guest program
     argv: list[str] = field(default_factory=list)  # guest argv
     pid: int = 0  # the guest sees hqemu's own pid
+    load_bias: int = 0  # where a static-pie was placed minus its link address (loader.load)
+    started: float = field(default_factory=time.monotonic)  # when the guest process was built (uptime)
     # called with the guest pages whose translated code is stale (SMC, munmap)
     invalidate_code: Callable[[int, int], None] | None = None
     # set by the engine: do_syscall(next_pc) performs the syscall described by the CPU state

@@ -80,5 +80,6 @@ LOG_ITEMS = {
     "unimp": "unimplemented syscalls and instructions",
     "strace": "guest syscalls (same as -strace)",
     "stats": "counters at exit",
+    "cache": "the persistent code cache: files loaded, ignored and written",
     "traceback": "the Python traceback of an internal error (for hqemu's developers)",
 }

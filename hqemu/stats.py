@@ -25,6 +25,17 @@ class Stats:
     unknown_syscalls: Counter = field(default_factory=Counter)  # syscall number -> calls (-ENOSYS)
     sigill: Counter = field(default_factory=Counter)  # mnemonic -> unsupported instruction hits
     code_invalidations: int = 0  # blocks dropped because guest code was written
+    # --- the persistent code cache (hqemu/runtime/codecache.py) -------------------------
+    code_cache_hits: int = 0  # blocks rebuilt from the cache (also in blocks_translated)
+    code_cache_misses: int = 0  # blocks looked up and not in the cache
+    code_cache_stale: int = 0  # blocks in the cache whose guest bytes differ from the live code
+    code_cache_uncacheable: int = 0  # blocks translated whose bindings cannot be recreated
+    code_cache_errors: int = 0  # files or entries ignored (corrupt, foreign) and failed writes
+    code_cache_bytes_read: int = 0  # size of the cache file loaded at start-up
+    code_cache_bytes_written: int = 0  # size of the cache file written at exit
+    code_cache_seconds: float = 0.0  # loading and writing the file (lookups are in translate_seconds)
+    obj_cache_hits: int = 0  # LLVM objects (traces, blocks) taken from the cache, not compiled
+    obj_cache_misses: int = 0  # LLVM objects looked up and compiled
     # --- native code (the trace tier) ---------------------------------------------------
     native_guest_insns: int = 0  # guest instructions entered in native code
     native_units: int = 0  # native units (traces, blocks) entered by the dispatcher

@@ -7,7 +7,11 @@ elfgen and x86oracle import by plain name) and the guest programs, built once pe
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,14 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
+
+# The persistent caches (hqemu's code cache, the dispatcher's object) go to a directory of this
+# session: tests never read a user's ~/.cache nor leave anything there. Runs in a clean_env()
+# (HOME=/nonexistent) have no writable cache at all.
+_CACHE_HOME = tempfile.mkdtemp(prefix="hqemu-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+os.environ["HQEMU_CODE_CACHE"] = os.path.join(_CACHE_HOME, "hqemu", "code")
+atexit.register(shutil.rmtree, _CACHE_HOME, True)
 
 import guestrun  # noqa: E402  (needs the path above)
 

@@ -35,8 +35,6 @@ SPECS: dict[str, Spec] = {
     "crash_segv": Spec(signal=signal.SIGSEGV),
     "crash_ud2": Spec(signal=signal.SIGILL),
     "crash_abort": Spec(signal=signal.SIGABRT),
-    "fpu": Spec(gap="SSE rounding modes other than nearest and MXCSR exception flags are not "
-                    "modelled yet (issue 3)"),
 }
 
 

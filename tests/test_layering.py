@@ -17,7 +17,12 @@ ALLOWED = {
     "hqemu.native": {"hqemu.ir", "hqemu.errors", "workers"},
     "hqemu.trace": {"hqemu.ir", "hqemu.errors", "workers"},
     "workers": {"hqemu.ir"},
+    # the status endpoint only reads the records of the runtime and the tiers
+    "hqemu.status": {"hqemu.errors", "hqemu.runtime", "hqemu.linux", "hqemu.trace", "hqemu.native",
+                     "hqemu.env", "hqemu.params", "hqemu.stats"},
 }
+# modules that may import hqemu.status: the process that starts the server, the CLI (the client)
+STATUS_IMPORTERS = {"hqemu/runtime/process.py", "hqemu/cli.py"}
 
 
 def _imports(path: Path, package: str) -> set[str]:
@@ -60,3 +65,17 @@ def test_imports_follow_the_layering():
                 if not any(mod == a or mod.startswith(a + ".") for a in allowed):
                     bad.append(f"{path.relative_to(ROOT)} imports {mod}")
     assert not bad, "layering violations:\n" + "\n".join(bad)
+
+
+def test_only_the_process_and_the_cli_import_the_status_endpoint():
+    bad = []
+    for folder in (ROOT / "hqemu", ROOT / "workers"):
+        for path in folder.rglob("*.py"):
+            rel = str(path.relative_to(ROOT))
+            if rel.startswith("hqemu/status/") or rel in STATUS_IMPORTERS:
+                continue
+            mods = _imports(path, _module_package(path))
+            if any(m == "hqemu.status" or m.startswith("hqemu.status.") for m in mods):
+                bad.append(rel)
+    assert not bad, "only runtime/process.py and cli.py may import hqemu.status: " + ", ".join(bad)
+

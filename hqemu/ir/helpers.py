@@ -37,6 +37,10 @@ class Helper:
 
 HELPERS: dict[str, Helper] = {}
 IMPLS: dict[str, Callable] = {}
+# helper name -> a function giving the address of a native implementation with the ABI of
+# workers/lower.py's helper calls: native code then calls it directly instead of IMPLS[name]
+# through Python (which the quick tier and the interpreter still use)
+NATIVE: dict[str, Callable[[], int]] = {}
 
 
 def register(sig: Helper, impl: Callable) -> None:

@@ -287,6 +287,7 @@ def load(env: Env, path: str, argv: list[str], envp: list[str]) -> LoadedImage:
             env.cpu = fe.cpu_struct()
             env.state = memoryview(env.cpu).cast("B").cast("Q")
     env.exe_path = exe
+    env.load_bias = bias
     env.argv = list(argv)
     return image
 

@@ -71,6 +71,7 @@ _FAST_W = _table(lambda v: 1 if v & PROT_WRITE and not v & _CODE else 0)
 _HOST_PROT = _table(lambda v: hostmm.PROT_READ | hostmm.PROT_WRITE if v & PROT_WRITE
                     else hostmm.PROT_READ if v & _PROT_BITS else hostmm.PROT_NONE)
 _IS_CODE = _table(lambda v: 1 if v & _CODE else 0)
+_MARK_CODE = _table(lambda v: v | _CODE if v & _MAPPED else v)  # mark_code's rewrite of a page entry
 _IS_MAPPED = _table(lambda v: 1 if v & _MAPPED else 0)
 _RUNS = re.compile(rb"(.)\1*", re.S)
 
@@ -268,7 +269,9 @@ class GuestMemory:
         """The mapped pages of [addr, addr + length) now hold translated code: stores to them
         take the slow path, which calls on_code_write(addr, n) after writing."""
         p0, p1 = self._page_range(addr, length)
-        self._retable(p0, p1, _table(lambda v: v | _CODE if v & _MAPPED else v))
+        seg = self._pt[p0:p1].tobytes()
+        if seg.translate(_MARK_CODE) != seg:  # most blocks land on pages already marked: no work
+            self._retable(p0, p1, _MARK_CODE)
 
     def clear_code(self, addr: int, length: int) -> None:
         """The translations of these pages are gone: stores may take the fast path again."""

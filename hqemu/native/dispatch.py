@@ -593,6 +593,7 @@ RETURN_REASONS = ("miss", "syscall", "trap", "signal", "fault", "helper", "inter
 _REASON_OF_KIND = {i: "syscall" if k == "syscall" else "trap" if k == "sigtrap" else "signal"
                    for i, k in enumerate(EXIT_KINDS)}
 _KIND, _STOP = _off("kind") // 8, _off("stop") // 8
+_ARMED, _IN_HELPER, _UNIT_PC = _off("armed") // 8, _off("in_helper") // 8, _off("unit_pc") // 8
 _EXIT, _MISS, _FAULT, _BUSY = Stop.EXIT.value, Stop.MISS.value, Stop.FAULT.value, Stop.BUSY.value
 
 
@@ -691,6 +692,13 @@ class Dispatcher:
         st.native_guest_insns += rec.icount - self._seen_insns
         st.native_units += rec.units - self._seen_units
         self._seen_insns, self._seen_units = rec.icount, rec.units
+
+    def sample_pc(self) -> int:
+        """From any thread: the guest pc of the unit this dispatcher entered last while its
+        thread runs guest code natively, else -1 (in Python, or in a helper). A sampling
+        profiler's probe (hqemu.trace.sampler): three loads, no lock, no effect on the run."""
+        w = self._words
+        return w[_UNIT_PC] if w[_ARMED] and not w[_IN_HELPER] else -1
 
     def fault_in_guest_space(self) -> bool:
         """Whether the last fault's host address lies inside the guest reservation (if not,

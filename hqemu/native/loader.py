@@ -26,7 +26,7 @@ from typing import Any
 import llvmlite.binding as llvm
 
 from hqemu.errors import HqemuError
-from hqemu.ir import EXIT_KINDS, F32, F64, HELPERS, I64, I128, IMPLS
+from hqemu.ir import EXIT_KINDS, F32, F64, HELPERS, I64, I128, IMPLS, NATIVE
 from workers.lower import ABORT, EXITINFO_SIZE, HELPER_PREFIX
 
 UNIT_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -84,6 +84,10 @@ class NativeCode:
         sig = HELPERS.get(name)
         if sig is None:
             raise HqemuError(f"native: compiled code calls helper {name}, which is not registered")
+        if name in NATIVE:  # native code with the units' helper ABI: called directly, no Python
+            self._callbacks[name] = None
+            llvm.add_symbol(HELPER_PREFIX + name, NATIVE[name]())
+            return
         impl = IMPLS[name]
         direct = len(sig.rets) == 1 and sig.rets[0] != I128
         params: list[Any] = [ctypes.c_void_p] * (3 if direct or not sig.rets else 4)

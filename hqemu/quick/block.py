@@ -8,6 +8,10 @@
 When a GuestFault (or an IndexError from a fast-path table, for an address beyond the guest
 reservation) escapes blk.fn, blk.pc_for_traceback(exc.__traceback__) names the guest
 instruction that faulted.
+
+A block rebuilt from the persistent code cache (codegen.rebuild_block) has no Unit object: it
+keeps the unit's text and parses it on the first read of blk.unit (only the trace tier reads
+it), so a cache hit never pays for the IR. The engine's hot loop reads only plain slots.
 """
 
 from __future__ import annotations
@@ -15,15 +19,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import TracebackType
 
-from hqemu.ir import Unit
+from hqemu.ir import StateLayout, Unit
+from hqemu.ir.text import format_unit, parse_unit
+
+CACHED_SOURCE = "# (loaded from the persistent code cache: no source kept)\n"
 
 
 class QuickBlock:
     __slots__ = ("pc", "fn", "n_insns", "size", "exits", "source", "count",
-                 "next_pc0", "next0", "next_pc1", "next1", "unit", "line_pcs")
+                 "next_pc0", "next0", "next_pc1", "next1", "_unit", "_unit_text", "_layout", "line_pcs",
+                 "final")
 
     def __init__(self, pc: int, fn: Callable[[], int], n_insns: int, size: int, exits: tuple[int, ...],
-                 source: str, unit: Unit | None, line_pcs: tuple[int, ...]):
+                 source: str, unit: Unit | None, line_pcs: tuple[int, ...],
+                 unit_text: str | None = None, layout: StateLayout | None = None,
+                 final: tuple[str, tuple] | None = None):
         self.pc = pc  # guest pc of the first instruction
         self.fn = fn  # the generated function: no arguments, returns the next guest pc
         self.n_insns = n_insns  # guest instructions in the block
@@ -35,8 +45,32 @@ class QuickBlock:
         self.next0: QuickBlock | None = None
         self.next_pc1 = -1
         self.next1: QuickBlock | None = None
-        self.unit = unit  # the IR it was compiled from (the trace tier re-lowers it)
+        self._unit = unit  # the IR it was compiled from (the trace tier re-lowers it), or None
+        self._unit_text = unit_text  # format_unit of it, once known (a cached block has only this)
+        self._layout = layout  # the state layout to parse _unit_text against
         self.line_pcs = line_pcs  # line_pcs[lineno] = guest pc of the instruction on that line
+        if final is None and unit is not None and unit.blocks and unit.blocks[-1].ops:
+            last = unit.blocks[-1].ops[-1]
+            final = (last.name, last.consts)
+        # (name, consts) of the unit's last op: how the block ends, known without parsing its IR
+        self.final = final
+
+    @property
+    def unit(self) -> Unit | None:
+        """The IR the block was compiled from; parsed from its text on first use if cached."""
+        if self._unit is None and self._unit_text is not None:
+            self._unit = parse_unit(self._unit_text, self._layout)
+        return self._unit
+
+    @unit.setter
+    def unit(self, unit: Unit | None) -> None:
+        self._unit, self._unit_text = unit, None
+
+    def unit_text(self) -> str | None:
+        """format_unit(self.unit), without parsing a cached block's IR."""
+        if self._unit_text is None and self._unit is not None:
+            self._unit_text = format_unit(self._unit)
+        return self._unit_text
 
     def pc_for_traceback(self, tb: TracebackType | None) -> int | None:
         """Guest pc of the instruction that was running in this block's frame, if it is in tb."""

@@ -32,13 +32,16 @@ OPS exactly), rt.py (what generated code calls), block.py (the result).
 
 from __future__ import annotations
 
+import builtins
 import re
+import struct
+from types import CodeType, FunctionType
 
-from hqemu.ir import Unit
+from hqemu.ir import IMPLS, Unit
 
 from .analysis import TERM, demands, fallthrough, loopable, needed, value_number
-from .block import QuickBlock
-from .emitter import SIGNALS, Emitter
+from .block import CACHED_SOURCE, QuickBlock
+from .emitter import _ENV_NAMES, _RT_NAMES, SIGNALS, Emitter
 from .templates import TEMPLATES
 
 DEFAULT_LOOP_ITERS = 1024  # back edges a self-looping block runs before returning to the engine
@@ -131,6 +134,14 @@ def generate(unit: Unit, env, loop_iters: int = 0, check_bounds: bool = False
     return source, g.binds, [first_pc, first_pc, *g.pcs]  # line 1 is the header
 
 
+def loop_iters_for(env) -> int:
+    """The loop_iters compile_unit uses for env by default (a code cache key part)."""
+    log = getattr(env, "log", None)
+    if log is not None and log.on("exec"):
+        return 0
+    return getattr(getattr(env, "params", None), "quick_loop_iters", DEFAULT_LOOP_ITERS)
+
+
 def compile_unit(unit: Unit, env, loop_iters: int | None = None, check_bounds: bool = False) -> QuickBlock:
     """Compile an IR unit into a QuickBlock whose fn() runs it and returns the next guest pc.
 
@@ -141,11 +152,7 @@ def compile_unit(unit: Unit, env, loop_iters: int | None = None, check_bounds: b
     check_bounds (for tests) asserts at run time every bound the generator relied on.
     """
     if loop_iters is None:
-        log = getattr(env, "log", None)
-        if log is not None and log.on("exec"):
-            loop_iters = 0
-        else:
-            loop_iters = getattr(getattr(env, "params", None), "quick_loop_iters", DEFAULT_LOOP_ITERS)
+        loop_iters = loop_iters_for(env)
     source, binds, line_pcs = generate(unit, env, loop_iters, check_bounds)
     insns = [op for op in unit.ops() if op.name == "insn"]
     ft = fallthrough(unit)
@@ -162,4 +169,75 @@ def compile_unit(unit: Unit, env, loop_iters: int | None = None, check_bounds: b
     return blk
 
 
-__all__ = ["TEMPLATES", "SIGNALS", "compile_unit", "generate", "DEFAULT_LOOP_ITERS"]
+# --- the persistent code cache's side: a block as data, and back ------------------------------
+Recipe = dict[str, tuple]  # default-argument name -> how to recreate its object (see bind_recipe)
+_PK_RE = re.compile(r"PK(\d+)$")
+_K_RE = re.compile(r"K\d+$")
+
+
+def bind_recipe(blk: QuickBlock) -> Recipe | None:
+    """How to recreate blk.fn's default arguments for another env, from their names and values;
+    None if one of them is not known to be recreatable (the block is then not cached).
+
+    Env objects are never stored: ("env",) names an _ENV_NAMES entry; ("rt",) an _RT_NAMES one;
+    ("h", name) a registered helper; ("pk", n) a pack_into of n words; ("f", bits) a float.
+    """
+    fn = blk.fn
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_kwonlyargcount or fn.__kwdefaults__:
+        return None
+    names = code.co_varnames[:code.co_argcount]
+    values = fn.__defaults__ or ()
+    if len(values) != len(names):
+        return None
+    helpers = {id(impl): name for name, impl in IMPLS.items()}
+    out: Recipe = {}
+    for name, obj in zip(names, values):
+        if name in _RT_NAMES and obj is _RT_NAMES[name]:
+            out[name] = ("rt",)
+        elif name in _ENV_NAMES:
+            out[name] = ("env",)
+        elif _PK_RE.match(name) and getattr(getattr(obj, "__self__", None), "format", None) == \
+                f"<{_PK_RE.match(name).group(1)}Q":
+            out[name] = ("pk", int(_PK_RE.match(name).group(1)))
+        elif _K_RE.match(name) and type(obj) is float:
+            out[name] = ("f", struct.unpack("<Q", struct.pack("<d", obj))[0])
+        elif name.startswith("H_") and id(obj) in helpers:
+            out[name] = ("h", helpers[id(obj)])
+        else:
+            return None
+    return out
+
+
+def _rebind(name: str, how: tuple, env) -> object:
+    kind = how[0]
+    if kind == "rt":
+        return _RT_NAMES[name]
+    if kind == "env":
+        return _ENV_NAMES[name](env)
+    if kind == "pk":
+        return struct.Struct(f"<{how[1]}Q").pack_into
+    if kind == "f":
+        return struct.unpack("<d", struct.pack("<Q", how[1]))[0]
+    if kind == "h":
+        return IMPLS[how[1]]
+    raise ValueError(f"unknown bind recipe {how!r} for {name}")
+
+
+def rebuild_block(pc: int, code: CodeType, recipe: Recipe, n_insns: int, size: int,
+                  exits: tuple[int, ...], line_pcs: tuple[int, ...], unit_text: str,
+                  final: tuple[str, tuple] | None, env) -> QuickBlock:
+    """The QuickBlock compile_unit made, from blk.fn.__code__, bind_recipe(blk) and its facts:
+    no lifting, optimizing, generating or compile(). KeyError/ValueError on a recipe that does
+    not fit this hqemu (the caller treats it as a miss)."""
+    names = code.co_varnames[:code.co_argcount]
+    blk = QuickBlock(pc, None, n_insns, size, exits, CACHED_SOURCE, None, line_pcs,
+                     unit_text=unit_text, layout=env.fe.layout, final=final)
+    binds = {name: blk if name == "BLK" else _rebind(name, recipe[name], env) for name in names}
+    ns = {"__builtins__": builtins, **binds}
+    blk.fn = FunctionType(code, ns, "blk", tuple(binds[n] for n in names))
+    return blk
+
+
+__all__ = ["TEMPLATES", "SIGNALS", "compile_unit", "generate", "DEFAULT_LOOP_ITERS", "bind_recipe",
+           "rebuild_block", "Recipe", "loop_iters_for"]

@@ -23,6 +23,8 @@ from hqemu.quick.block import QuickBlock
 from hqemu.quick.codegen import compile_unit
 from hqemu.trace import Edge, HeadState
 
+from .codecache import CodeCache, RecordingSource
+
 
 class Engine:
     def __init__(self, env: Env):
@@ -33,6 +35,7 @@ class Engine:
         env.do_syscall = self.do_syscall
         env.invalidate_code = self.invalidate
         env.mem.on_code_write = self.invalidate
+        self.codecache = CodeCache.open(env)  # after do_syscall: a cached block binds it
         self.tier = None
         if env.params.llvm_mode != "none":
             from .native_tier import NativeTier  # LLVM is loaded only when a tier needs it
@@ -43,23 +46,43 @@ class Engine:
     def translate(self, pc: int) -> QuickBlock:
         env, log = self.env, self.env.log
         t0 = time.perf_counter()
-        unit = translate_block(env.fe, env.mem, pc, env.params.max_block_insns)
+        cc = self.codecache
+        src = env.mem
+        if cc is not None:
+            hit = cc.lookup(pc)
+            if hit is not None:
+                blk, sigill = hit
+                if sigill >= 0:
+                    self._unsupported(sigill)
+                return self._add(blk, t0)
+            src = RecordingSource(env.mem, pc)
+        unit = translate_block(env.fe, src, pc, env.params.max_block_insns)
         if log.on("in_asm"):
             size = sum(op.consts[1] for op in unit.ops() if op.name == "insn")
             log.write("IN:\n" + "\n".join(env.fe.disasm(env.mem.fetch(pc, size), pc)) + "\n")
         if log.on("op"):
             log.write("OP:\n" + format_unit(unit))
         last = unit.blocks[-1].ops[-1]
+        sigill = -1
         if last.name == "exit" and last.consts[0] == "sigill":
-            st = env.stats
-            st.sigill[f"0x{last.consts[1]:x}"] += 1
-            if log.on("unimp"):
-                log.write(f"hqemu: unsupported instruction at 0x{last.consts[1]:x}: "
-                          f"{self._insn_bytes(last.consts[1])}")
+            sigill = last.consts[1]
+            self._unsupported(sigill)
         optimize(unit)
         if log.on("op_opt"):
             log.write("OP after optimization:\n" + format_unit(unit))
         blk = compile_unit(unit, env)
+        if cc is not None:
+            cc.add(blk, src.window(), sigill)
+        return self._add(blk, t0)
+
+    def _unsupported(self, pc: int) -> None:
+        self.env.stats.sigill[f"0x{pc:x}"] += 1
+        if self.env.log.on("unimp"):
+            self.env.log.write(f"hqemu: unsupported instruction at 0x{pc:x}: {self._insn_bytes(pc)}")
+
+    def _add(self, blk: QuickBlock, t0: float) -> QuickBlock:
+        """A block made (translated or from the code cache) joins the cache."""
+        env, pc = self.env, blk.pc
         env.mem.mark_code(pc, max(blk.size, 1))
         st = env.stats
         st.blocks_translated += 1
@@ -85,6 +108,8 @@ class Engine:
         self.env.stats.quick_guest_insns = self.quick_insns()
         if self.tier is not None:
             self.tier.shutdown()
+        if self.codecache is not None:
+            self.codecache.save()  # after the tier: the installer may have added objects
 
     def invalidate(self, addr: int, length: int) -> None:
         """Guest code in [addr, addr+length) changed or went away: drop every translation.

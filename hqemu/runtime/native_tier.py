@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hqemu.errors import GuestSignal
-from hqemu.ir.text import format_unit
 from hqemu.native.dispatch import Dispatcher
 from hqemu.native.loader import native
+from hqemu.native.perfmap import PerfMap
 from hqemu.trace import NetPolicy, Request, TraceRecorder, WorkerPool, build_trace, trace_name
+from hqemu.trace.sampler import Sampler
 from workers.compile import compile_ir_unit
 
 if TYPE_CHECKING:
@@ -48,6 +49,22 @@ class InstalledTrace:
     stages: dict[str, float] = field(default_factory=dict)  # compile seconds per stage
     end: str = ""  # why recording stopped (a TraceEnd name)
     worker_pid: int = 0  # 0: compiled on the main thread
+    host_addr: int = 0  # address of its native code (the entry function) in this process
+    version: int = 1  # a merged region of traces is max(versions of its parts) + 1
+    state: str = "queued"  # queued (compiling is the pool's to tell), installed or failed
+    exit_list: tuple = ()  # the TraceExit records (block pc, kind, target pc) of info.exits
+    recorded_at: float = 0.0  # seconds since the guest started, when recording ended
+    installed_at: float | None = None  # seconds since the guest started; None until installed
+    error: str = ""  # why the compile failed (state "failed")
+
+
+def _load(obj: bytes, entry: str) -> int:
+    """The address of entry, loading obj unless this process has it already: with the code
+    cache, symbols are named by content, so the same trace may come twice (after an
+    invalidation); MCJIT cannot define a symbol twice, and the code is the same."""
+    nc = native()
+    addr = nc.entries.get(entry)
+    return addr if addr is not None else nc.load(obj, entry)
 
 
 SIGNALS = {"sigill": signal.SIGILL, "sigsegv": signal.SIGSEGV, "sigfpe": signal.SIGFPE,
@@ -63,20 +80,32 @@ class NativeTier:
         self.disp = Dispatcher(env)
         self.native_pcs: set[int] = set()  # guest pcs whose QuickBlock enters native code
         self.traces: list[InstalledTrace] = []  # in installation order
+        self.failed: list[InstalledTrace] = []  # traces whose compile failed (the status endpoint lists them)
         self.serial = 0  # names compiled units uniquely (MCJIT cannot unload)
         self.rec: TraceRecorder | None = None
+        self.codecache = engine.codecache  # objects compiled by earlier runs, or None
+        self._install_lock = threading.Lock()  # hybridm installs from both threads on a cache hit
         self.pool: WorkerPool | None = None
+        self.sampler: Sampler | None = None  # samples the trace being run; started at the first install
+        self.perfmap = PerfMap(symbolize=self._symbol) if p.perfmap else None  # -perfmap
         if self.mode in ("hybridm", "hybrids"):
             self.rec = TraceRecorder(NetPolicy(p.hot_threshold, p.trace_max_blocks))
             env.stats.trace = self.rec.stats
+            self.sampler = Sampler(self.disp.sample_pc)
         if self.mode == "hybridm":
-            self.pool = WorkerPool(p.workers, p.opt_level, p.trace_queue_size)
-            env.stats.pool = self.pool.stats
+            if self.codecache is None or not self.codecache.objs:
+                self._start_pool()  # now, so the first trace does not wait for the workers' start
+            # else on the first trace not in the cache: a warm run may never need a worker
             self._lock = threading.Lock()  # the pool is used by the main and the installer thread
             self._done: deque = deque()  # results to install, filled by the installer thread
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._installer, name="hqemu-installer", daemon=True)
             self._thread.start()
+
+    def _start_pool(self) -> None:
+        p = self.env.params
+        self.pool = WorkerPool(p.workers, p.opt_level, p.trace_queue_size)
+        self.env.stats.pool = self.pool.stats
 
     # --- entering native code -------------------------------------------------------------
     def entry(self, pc: int):
@@ -116,9 +145,16 @@ class NativeTier:
         """--llvm-mode block: compile the block with LLVM now and enter it natively."""
         self.serial += 1
         t0 = time.perf_counter()
-        name = f"hqemu_b{self.serial}_{blk.pc:x}"
-        co = compile_ir_unit(format_unit(blk.unit), name, self.env.params.opt_level)
-        addr = native().load(co.obj, co.entry)
+        text, opt, cc = blk.unit_text(), self.env.params.opt_level, self.codecache
+        if cc is None:
+            co = compile_ir_unit(text, f"hqemu_b{self.serial}_{blk.pc:x}", opt)
+        else:  # an object of an earlier run, or compiled now under the name its key gives
+            key = cc.obj_key(text, opt, "block")
+            co = cc.get_obj(key) or compile_ir_unit(text, cc.symbol("hqemu_b", blk.pc, key), opt)
+            cc.put_obj(key, co.entry, co.obj)
+        addr = _load(co.obj, co.entry)
+        if self.perfmap is not None:
+            self.perfmap.add_unit("block", self.serial, blk.pc, addr, co.obj, co.entry)
         self.env.stats.translate_seconds += time.perf_counter() - t0
         self.env.stats.blocks_native += 1
         self.install(blk.pc, addr)
@@ -132,34 +168,69 @@ class NativeTier:
         sizes = {b.pc: b.size for b in tr.blocks}
         facts = InstalledTrace(self.serial, tr.head_pc, len(info.block_pcs), info.guest_insns,
                                sum(sizes.get(pc, 0) for pc in info.block_pcs), len(info.exits), 0,
-                               end=info.end.name if info.end is not None else "")
-        if self.pool is None:
+                               end=info.end.name if info.end is not None else "", exit_list=info.exits,
+                               recorded_at=time.monotonic() - self.env.started)
+        entry, key, cc = info.entry, None, self.codecache
+        if cc is not None:  # the object of an earlier run is installed at once, not compiled
+            key = cc.obj_key(built.text, self.env.params.opt_level, "trace")
+            entry = cc.symbol("trace", tr.head_pc, key)
+            got = cc.get_obj(key)
+            if got is not None:
+                self._install_trace(facts, got.obj, got.entry)
+                return
+        if self.mode != "hybridm":
             t0 = time.perf_counter()
-            co = compile_ir_unit(built.text, info.entry, self.env.params.opt_level)
+            co = compile_ir_unit(built.text, entry, self.env.params.opt_level)
+            if key is not None:
+                cc.put_obj(key, co.entry, co.obj)
             facts.stages = dict(co.stats, total=time.perf_counter() - t0)
             self._install_trace(facts, co.obj, co.entry)
             return
-        req = Request(self.serial, built.text, info.entry, meta=(facts, tr.generation))
+        req = Request(self.serial, built.text, entry, meta=(facts, tr.generation, key))
         with self._lock:
+            if self.pool is None:
+                self._start_pool()
             accepted = self.pool.submit(req)
         if not accepted:
             self.rec.release(tr.head_pc)
 
     def _install_trace(self, facts: InstalledTrace, obj: bytes, entry: str) -> None:
-        self.install(facts.head_pc, native().load(obj, entry))
+        with self._install_lock:  # hybridm: the installer thread, and the main one on a cache hit
+            self._install_locked(facts, obj, entry)
+
+    def _install_locked(self, facts: InstalledTrace, obj: bytes, entry: str) -> None:
+        addr = _load(obj, entry)
+        if self.perfmap is not None:  # named before it can run, so perf never sees it anonymous
+            self.perfmap.add_unit("trace", facts.id, facts.head_pc, addr, obj, entry)
+        self.install(facts.head_pc, addr)
         self.rec.installed(facts.head_pc)
-        facts.host_bytes = len(obj)
+        facts.host_bytes, facts.host_addr = len(obj), addr
+        facts.state, facts.installed_at = "installed", time.monotonic() - self.env.started
         self.traces.append(facts)
         self.env.stats.traces_installed += 1
+        if self.sampler is not None and not self.sampler.running:
+            self.sampler.start()
+
+    def _symbol(self, pc: int) -> str | None:
+        """The guest function holding pc, for names (read from the ELF on first use)."""
+        from hqemu.linux.symbols import symbols_for
+
+        return symbols_for(self.env).lookup(pc)
 
     def _installer(self) -> None:
         """hybridm: collect compiled traces and patch them in while the guest runs."""
         while not self._stop.is_set():
+            if self.pool is None:  # not started yet: every trace so far came from the code cache
+                self._stop.wait(0.01)
+                continue
             with self._lock:
                 results = self.pool.poll()
                 busy = self.pool.in_flight or self.pool.depth
             for r in results:
-                facts, generation = r.meta
+                facts, generation, *rest = r.meta
+                key = rest[0] if rest else None  # the object cache's key, when it is on
+                if r.ok and key is not None:  # valid for its IR text whatever happened since
+                    self.codecache.put_obj(key, r.entry, r.obj)
                 if generation != self.rec.generation:
                     continue  # guest code changed since it was recorded
                 if r.ok:
@@ -167,6 +238,8 @@ class NativeTier:
                     self._install_trace(facts, r.obj, r.entry)
                 else:
                     self.env.stats.compile_failures[r.error] += 1
+                    facts.state, facts.error = "failed", r.error
+                    self.failed.append(facts)
                     self.rec.compile_failed(facts.head_pc)
             self._stop.wait(0.001 if busy else 0.01)
 
@@ -179,7 +252,12 @@ class NativeTier:
             self.rec.reset()
 
     def shutdown(self) -> None:
-        if self.pool is not None:
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.perfmap is not None:
+            self.perfmap.close()
+        if self.mode == "hybridm":
             self._stop.set()
             self._thread.join(timeout=1.0)
-            self.pool.shutdown()
+            if self.pool is not None:
+                self.pool.shutdown()

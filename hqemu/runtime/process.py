@@ -43,7 +43,10 @@ def run(params: Params, program: str, guest_args: list[str], envp: list[str]) ->
     image = loader.load(env, path, argv, envp)
     fe.init_cpu(env.cpu, image.entry, image.sp)
     engine = Engine(env)
+    server = None
     try:
+        if params.status_port is not None:
+            server = _start_status(engine, params)  # before the first guest instruction
         engine.run(image.entry)
         status = 0  # not reached: the loop ends by an exception
     except GuestExit as e:
@@ -52,6 +55,8 @@ def run(params: Params, program: str, guest_args: list[str], envp: list[str]) ->
         print(e.message(), file=sys.stderr, flush=True)
         status = 128 + e.signo
     finally:
+        if server is not None:
+            server.stop()
         engine.shutdown()
     if log.on("stats") or params.stats_file:
         data = statistics(engine)
@@ -65,3 +70,15 @@ def run(params: Params, program: str, guest_args: list[str], envp: list[str]) ->
                       file=sys.stderr)
     log.flush()
     return status
+
+
+def _start_status(engine: Engine, params: Params):
+    """The status endpoint (HqemuError, one line, if it cannot listen); its URL on stderr for port 0."""
+    from hqemu.status.server import StatusServer  # late: runs without the endpoint pay nothing
+
+    server = StatusServer(params.status_bind, params.status_port)
+    server.start(engine)
+    if params.status_port == 0:
+        print(f"hqemu: status endpoint at {server.url}", file=sys.stderr, flush=True)
+    return server
+

@@ -1,6 +1,6 @@
 """The statistics of a run, as one JSON-able dict, and HQEMU's "Trace statistic" summary of it.
 
-    >>> data = statistics(engine)          # what --stats-file writes (and, later, GET /status)
+    >>> data = statistics(engine)          # what --stats-file writes and GET /status answers
     >>> print(format_summary(data))        # what -d stats prints at exit
 
 Everything here only reads counters (hqemu.stats.Stats and the tier's records); nothing
@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from hqemu.trace.pool import percentiles
+import psutil
+
+from hqemu import __version__
+from hqemu.trace.pool import WorkerState, percentiles
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -22,46 +26,64 @@ if TYPE_CHECKING:
 
 def _dist(xs: list[float]) -> dict[str, float]:
     if not xs:
-        return {"count": 0, "total": 0.0, "max": 0.0, "p50": 0.0, "p90": 0.0}
-    p50, p90 = percentiles(xs, (50, 90))
-    return {"count": len(xs), "total": sum(xs), "max": max(xs), "p50": p50, "p90": p90}
+        return {"count": 0, "total": 0.0, "max": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0}
+    p50, p90, p99 = percentiles(xs, (50, 90, 99))
+    return {"count": len(xs), "total": sum(xs), "max": max(xs), "p50": p50, "p90": p90, "p99": p99}
 
 
 def statistics(engine: Engine) -> dict[str, Any]:
+    """Every figure of the run; also the body of GET /status, so it may run in another thread
+    while the guest runs: it only reads, and copies each container once. A dict that grows while
+    it is read raises RuntimeError; hqemu.status.snapshot calls this again then."""
     env, tier = engine.env, engine.tier
     st = env.stats
     quick, native = engine.quick_insns(), st.native_guest_insns
     total = quick + native
+    uptime = time.monotonic() - env.started
     data: dict[str, Any] = {
+        "hqemu": {"version": __version__},
+        "generated_at": time.time(),  # Unix seconds when these figures were read
         "params": dataclasses.asdict(env.params),
-        "guest": {"program": env.exe_path, "argv": env.argv, "isa": env.fe.isa, "pid": env.pid},
+        "guest": {"program": env.exe_path, "argv": env.argv, "isa": env.fe.isa, "pid": env.pid,
+                  "uptime_seconds": uptime, "started_at": time.time() - uptime},
         "tiers": {"quick_insns": quick, "native_insns": native,
-                  "native_share": native / total if total else 0.0},
+                  "native_share": native / total if total else 0.0,
+                  "quick_share": quick / total if total else 0.0},
         "quick": {"blocks_translated": st.blocks_translated, "block_cache": len(engine.cache),
                   "guest_insns_translated": st.guest_insns_translated,
                   "translate_seconds": st.translate_seconds, "code_invalidations": st.code_invalidations},
         "native": {"units_entered": st.native_units, "blocks_compiled": st.blocks_native,
                    "returns_to_python": dict(st.native_returns)},
         "syscalls": dict(st.syscalls),
-        "unknown_syscalls": {str(k): v for k, v in st.unknown_syscalls.items()},
+        "unknown_syscalls": {str(k): v for k, v in dict(st.unknown_syscalls).items()},
         "unsupported_instructions": dict(st.sigill),
     }
-    traces = tier.traces if tier is not None else []
+    traces = list(tier.traces) if tier is not None else []
+    pool = tier.pool if tier is not None else None
+    snap = pool.snapshot() if pool is not None else None
     rec = st.trace
     lengths = Counter(t.blocks for t in traces)
     stages: dict[str, list[float]] = {}
     for t in traces:
-        for k, v in t.stages.items():
+        for k, v in dict(t.stages).items():
             stages.setdefault(k, []).append(v)
+    aborted = dict(rec.aborts) if rec else {}
+    compile_failed = dict(st.compile_failures)
     data["traces"] = {
-        "formed": sum(rec.traces.values()) if rec else 0,
+        "formed": sum(dict(rec.traces).values()) if rec else 0,
+        "queued": len(snap.queued) if snap else 0,
+        "compiling": len(snap.compiling) if snap else 0,
+        "installed": st.traces_installed,
+        "failed": sum(compile_failed.values()),
+        "aborted": sum(aborted.values()),
         "ended_by": dict(rec.traces) if rec else {},
-        "aborted_by": dict(rec.aborts) if rec else {},
+        "aborted_by": aborted,
         "candidate_heads": rec.candidate_heads if rec else 0,
         "blacklisted_heads": rec.blacklisted if rec else 0,
-        "installed": st.traces_installed,
-        "compile_failed": dict(st.compile_failures),
-        "merged": 0,  # trace merging is not built yet: zero, not absent
+        "compile_failed": compile_failed,
+        # regions installed by trace merging (version 2 and up): 0 until merging runs, never absent
+        "merged": sum(1 for t in traces if getattr(t, "version", 1) > 1),
+        "versions": {str(k): v for k, v in sorted(Counter(getattr(t, "version", 1) for t in traces).items())},
         "blocks_per_trace": {"avg": sum(t.blocks for t in traces) / len(traces) if traces else 0.0,
                              "max": max((t.blocks for t in traces), default=0),
                              "distribution": {str(k): v for k, v in sorted(lengths.items())}},
@@ -71,13 +93,39 @@ def statistics(engine: Engine) -> dict[str, Any]:
         "host_code_bytes": sum(t.host_bytes for t in traces),
         "compile_seconds": {k: _dist(v) for k, v in stages.items()},
     }
-    pool = st.pool
-    data["queue"] = ({"high_water": pool.queue_high_water, "submitted": pool.submitted,
-                      "refused_full": pool.refused_full, "compiled": pool.compiled, "failed": pool.failed,
-                      "worker_crashes": pool.crashes, "retried": pool.retried, "dropped": pool.dropped,
-                      "workers_started": pool.workers_started, "main_thread_seconds": pool.main_seconds}
-                     if pool is not None else {})
+    ps = st.pool
+    data["queue"] = {"depth": len(snap.queued) if snap else 0,
+                     "in_flight": len(snap.compiling) if snap else 0,
+                     "capacity": pool.queue_size if pool is not None else 0}
+    data["queue"].update({k: getattr(ps, a, 0) if ps is not None else 0 for k, a in _POOL_FIGURES})
+    data["workers"] = [_worker(w) for w in snap.workers] if snap else []
+    sampler = getattr(tier, "sampler", None)
+    data["samples"] = {"total": getattr(sampler, "total", 0), "python": getattr(sampler, "python", 0)}
+    data["samples"]["native"] = data["samples"]["total"] - data["samples"]["python"]
     return data
+
+
+# /status queue field -> PoolStats attribute
+_POOL_FIGURES = (("high_water", "queue_high_water"), ("submitted", "submitted"),
+                 ("refused_full", "refused_full"), ("compiled", "compiled"), ("failed", "failed"),
+                 ("worker_crashes", "crashes"), ("retried", "retried"), ("dropped", "dropped"),
+                 ("workers_started", "workers_started"), ("main_thread_seconds", "main_seconds"))
+
+
+def _worker(w: WorkerState) -> dict[str, Any]:
+    """One worker's figures; a worker that died (and is not yet replaced) is reported, not raised."""
+    row = {"slot": w.slot, "pid": w.pid, "busy": w.busy, "request": w.request, "compiles": w.compiles,
+           "alive": False, "cpu_seconds": 0.0, "rss_bytes": 0}
+    try:
+        p = psutil.Process(w.pid)
+        with p.oneshot():
+            if p.status() == psutil.STATUS_ZOMBIE:
+                return row
+            cpu = p.cpu_times()
+            row.update(alive=True, cpu_seconds=cpu.user + cpu.system, rss_bytes=p.memory_info().rss)
+    except (psutil.Error, OSError):
+        pass
+    return row
 
 
 def format_summary(d: dict[str, Any]) -> str:
@@ -102,7 +150,7 @@ def format_summary(d: dict[str, Any]) -> str:
                    f"p50 {s['p50'] * 1e3:.2f} ms, p90 {s['p90'] * 1e3:.2f} ms")
     if t["compile_failed"]:
         out.append(f"  compile failures: {_kv(t['compile_failed'])}")
-    if d["queue"]:
+    if d["params"]["llvm_mode"] == "hybridm":
         qd = d["queue"]
         out.append(f"  queue: high water {qd['high_water']}, refused {qd['refused_full']}, "
                    f"worker crashes {qd['worker_crashes']}, retried {qd['retried']}, dropped {qd['dropped']}")

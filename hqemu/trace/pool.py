@@ -82,6 +82,13 @@ class WorkerState:
 
 
 @dataclass
+class PoolSnapshot:
+    queued: list[Request]  # waiting for a worker, oldest first
+    compiling: list[Request]  # with a worker
+    workers: list[WorkerState]  # the live workers, by slot order of the pool's list
+
+
+@dataclass
 class PoolStats:
     """The pool's counters (declared once; the lead merges them into hqemu.stats)."""
 
@@ -284,6 +291,19 @@ class WorkerPool:
         return [WorkerState(w.slot, w.pid, w.busy is not None, w.busy.id if w.busy else None, w.compiles)
                 for w in sorted(self.workers, key=lambda w: w.slot)]
 
+    def snapshot(self) -> PoolSnapshot:
+        """A copy of the queue and the workers for another thread (the status endpoint): it
+        changes nothing and takes no lock, so the main thread never waits for a reader. A
+        deque mutated while it is copied raises RuntimeError: the caller tries again."""
+        workers, compiling = [], []
+        for w in list(self.workers):
+            req = w.busy  # read once: the main thread may clear it meanwhile
+            workers.append(WorkerState(w.slot, w.pid, req is not None, req.id if req is not None else None,
+                                       w.compiles))
+            if req is not None:
+                compiling.append(req)
+        return PoolSnapshot(list(self.pending), compiling, workers)
+
     def wait_ready(self, timeout: float) -> bool:
         """Block until every worker is up (tests and benchmarks; the engine never waits)."""
         deadline = CLOCK() + timeout
@@ -416,4 +436,4 @@ def _stop_process(proc: Any, conn: Any, timeout: float) -> int | None:
     return code
 
 
-__all__ = ["PoolStats", "Request", "Result", "WorkerPool", "WorkerState", "percentiles"]
+__all__ = ["PoolSnapshot", "PoolStats", "Request", "Result", "WorkerPool", "WorkerState", "percentiles"]

@@ -88,6 +88,9 @@ def edge_kind(src: Any, dst_pc: int) -> Edge:
     after a syscall), INDIRECT if src ended with exit_ind."""
     if dst_pc in src.exits:
         return _DIRECT
+    final = getattr(src, "final", None)  # a QuickBlock knows how it ends without its IR
+    if final is not None:
+        return _INDIRECT if final[0] == "exit_ind" else _DIRECT
     unit = src.unit
     last = unit.blocks[-1].ops[-1] if unit is not None and unit.blocks and unit.blocks[-1].ops else None
     return _INDIRECT if last is not None and last.name == "exit_ind" else _DIRECT

@@ -7,11 +7,15 @@ operation is one line.
 
     >>> LIFTERS["addsd"](ctx)     # low f64 lane of dst = dst + src, upper lane kept
 
-Rounding: the IR's float ops round to nearest-even, and cvtsd2si-style conversions use
-round-to-nearest-even too; MXCSR.RC other than nearest, DAZ/FTZ and the MXCSR exception flags
-are not modelled yet (ldmxcsr/stmxcsr keep the register value so software sees what it
-wrote). A NaN first operand is returned quieted, explicitly; a single NaN operand and the
-default NaN of an invalid operation come from the host, which on an x86-64 host is the guest.
+MXCSR (mxcsr.py): until the guest first writes MXCSR the lifters emit IR float ops, which round
+to nearest-even with no DAZ/FTZ and no exception flags, as the hardware does under MXCSR's reset
+value. From the first write on (ctx.fp_precise) every float instruction is a call of its host
+instruction (hostsse.py) under the guest's MXCSR: rounding mode, DAZ, FTZ and the sticky
+exception flags are the hardware's, and an exception the guest unmasked is a SIGFPE.
+rcpss/rcpps/rsqrtss/rsqrtps always run on the host: their approximations are the CPU's own.
+
+In the IR forms a NaN first operand is returned quieted, explicitly; a single NaN operand and
+the default NaN of an invalid operation come from the host, which on an x86-64 host is the guest.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ from collections.abc import Callable
 
 from hqemu.ir import F32, F64, I32, I64, I128, Builder, Temp, Ty, Value
 
+from . import hostsse
+from .mxcsr import switch_to_precise
 from .operands import Ctx, ea, ity, read_op, write_op
 from .registry import lifter
 from .sse import has_xmm, insert_low, join, lane, map_lanes, xput, xreg, xsrc
+
+DEFAULT_MXCSR = 0x1F80  # reset value: round to nearest, all exceptions masked, no DAZ/FTZ
 
 # suffix -> (float type, lane width, scalar?)
 FORMATS: dict[str, tuple[Ty, int, bool]] = {
@@ -37,6 +45,32 @@ def fbits(b: Builder, v: Value, fty: Ty) -> Temp:
 
 def ibits(b: Builder, f: Value) -> Temp:
     return b.bitcast(f, ity(f.ty.bits))
+
+
+def host_op(ctx: Ctx, name: str, a: Value, s: Value, track: bool = True) -> Temp:
+    """The host instruction hostsse.OPS[name] on the destination a and the source s (I128, or
+    narrower: zero-extended) under the guest's MXCSR; its flags go into mxcsr and an exception
+    the guest unmasked exits with sigfpe. track=False: under the reset MXCSR, flags dropped."""
+    b = ctx.b
+    if s.ty != I128:
+        s = b.zext(s, I128)
+    if not track:
+        return b.call(hostsse.helper_name(name), a, s, b.c(DEFAULT_MXCSR, I64))[0]
+    r, m = b.call(hostsse.helper_name(name), a, s, b.get("mxcsr"))
+    b.put("mxcsr", b.and_(m, b.c(0xFFFFFFFF, I64)))
+    b.exit_if(b.setcond("gtu", m, b.c(0xFFFFFFFF, I64)), "sigfpe", ctx.pc)
+    return r
+
+
+def host_lane_op(ctx: Ctx, name: str, sfx: str, src_index: int = 1, track: bool = True) -> None:
+    """dst = the host instruction on (dst, src): a scalar source is its low lane (or that many
+    bytes of memory), a packed memory source must be aligned."""
+    _, w, scalar = FORMATS[sfx]
+    ops = ctx.insn.operands
+    dst, src = ops[0], ops[src_index]
+    a = xreg(ctx, dst)
+    s = xsrc(ctx, src, w if scalar else 128, aligned=not scalar)
+    xput(ctx, dst, host_op(ctx, name, a, s, track))
 
 
 # An op takes the two lanes as integer bit patterns and returns the result's bit pattern, so that
@@ -110,7 +144,10 @@ def apply_lane_op(ctx: Ctx, sfx: str, fn: LaneOp, src_index: int = 1) -> None:
 
 def _lift_fbin(ctx: Ctx) -> None:
     m = ctx.insn.mnemonic
-    apply_lane_op(ctx, m[-2:], FBINOPS[m[:-2]])
+    if ctx.fp_precise:
+        host_lane_op(ctx, m, m[-2:])
+    else:
+        apply_lane_op(ctx, m[-2:], FBINOPS[m[:-2]])
 
 
 for _op in FBINOPS:
@@ -119,12 +156,30 @@ for _op in FBINOPS:
 
 @lifter("sqrtss", "sqrtsd", "sqrtps", "sqrtpd")
 def lift_sqrt(ctx: Ctx) -> None:
-    apply_lane_op(ctx, ctx.insn.mnemonic[-2:], _sqrt)
+    m = ctx.insn.mnemonic
+    if ctx.fp_precise:
+        host_lane_op(ctx, m, m[-2:])
+    else:
+        apply_lane_op(ctx, m[-2:], _sqrt)
+
+
+@lifter("rcpss", "rcpps", "rsqrtss", "rsqrtps")
+def lift_rcp(ctx: Ctx) -> None:
+    """The CPU's own approximations (12 bits on every x86, the rest model-specific)."""
+    m = ctx.insn.mnemonic
+    host_lane_op(ctx, m, m[-2:], track=ctx.fp_precise)
+
+
+def _lift_cmp(ctx: Ctx, pred: int) -> None:
+    sfx = ctx.insn.mnemonic[-2:]
+    if ctx.fp_precise:
+        host_lane_op(ctx, f"cmp{pred & 7}{sfx}", sfx)
+    else:
+        apply_lane_op(ctx, sfx, _cmp(pred))
 
 
 def _lift_cmp_named(ctx: Ctx) -> None:
-    m = ctx.insn.mnemonic
-    apply_lane_op(ctx, m[-2:], _cmp(CMP_NAMES.index(m[3:-2])))
+    _lift_cmp(ctx, CMP_NAMES.index(ctx.insn.mnemonic[3:-2]))
 
 
 lifter(*(f"cmp{n}{s}" for n in CMP_NAMES for s in FORMATS))(_lift_cmp_named)
@@ -132,7 +187,7 @@ lifter(*(f"cmp{n}{s}" for n in CMP_NAMES for s in FORMATS))(_lift_cmp_named)
 
 def _lift_cmp_imm(ctx: Ctx) -> None:
     """cmpss/cmpsd/cmpps/cmppd with an immediate capstone did not name (bits 3-7 are ignored)."""
-    apply_lane_op(ctx, ctx.insn.mnemonic[-2:], _cmp(ctx.insn.operands[2].imm))
+    _lift_cmp(ctx, ctx.insn.operands[2].imm & 7)
 
 
 lifter("cmpss", "cmpps", "cmppd")(_lift_cmp_imm)
@@ -145,6 +200,11 @@ def lift_comis(ctx: Ctx) -> None:
     b = ctx.b
     fty, w, _ = FORMATS[ctx.insn.mnemonic[-2:]]
     dst, src = ctx.insn.operands
+    if ctx.fp_precise:  # the host's rflags
+        r = b.trunc(host_op(ctx, ctx.insn.mnemonic, xreg(ctx, dst), xsrc(ctx, src, w)), I64)
+        for flag, bit in (("cf", 0), ("pf", 2), ("af", 4), ("zf", 6), ("sf", 7), ("of", 11)):
+            b.put(flag, b.and_(b.shr(r, b.c(bit, I64)), b.c(1, I64)))
+        return
     x = fbits(b, b.trunc(xreg(ctx, dst), ity(w)), fty)
     y = fbits(b, xsrc(ctx, src, w), fty)
     for flag, cond in (("zf", "ueq"), ("pf", "uno"), ("cf", "ult")):
@@ -175,6 +235,11 @@ def lift_cvt2si(ctx: Ctx) -> None:
     b, m = ctx.b, ctx.insn.mnemonic
     fty, w, _ = FORMATS["ss" if "ss2" in m else "sd"]
     dst, src = ctx.insn.operands
+    if ctx.fp_precise:
+        bits = dst.size * 8
+        r = host_op(ctx, f"{m}{bits}", b.c(0, I128), xsrc(ctx, src, w))
+        write_op(ctx, dst, b.trunc(r, ity(bits)))
+        return
     x = fbits(b, xsrc(ctx, src, w), fty)
     write_op(ctx, dst, to_int(b, x, dst.size * 8, truncate=m.startswith("cvtt")))
 
@@ -185,6 +250,9 @@ def lift_cvtsi2f(ctx: Ctx) -> None:
     fty, w, _ = FORMATS[ctx.insn.mnemonic[-2:]]
     dst, src = ctx.insn.operands
     v = read_op(ctx, src)
+    if ctx.fp_precise:
+        xput(ctx, dst, host_op(ctx, f"{ctx.insn.mnemonic}{src.size * 8}", xreg(ctx, dst), v))
+        return
     f = b.sitofp(v, fty)
     xput(ctx, dst, insert_low(b, xreg(ctx, dst), ibits(b, f), w))
 
@@ -193,6 +261,10 @@ def lift_cvtsi2f(ctx: Ctx) -> None:
 def lift_cvt_f2f(ctx: Ctx) -> None:
     b = ctx.b
     dst, src = ctx.insn.operands
+    if ctx.fp_precise:
+        w = 64 if ctx.insn.mnemonic == "cvtsd2ss" else 32
+        xput(ctx, dst, host_op(ctx, ctx.insn.mnemonic, xreg(ctx, dst), xsrc(ctx, src, w)))
+        return
     if ctx.insn.mnemonic == "cvtsd2ss":
         r = ibits(b, b.ftrunc(fbits(b, xsrc(ctx, src, 64), F64), F32))
         w = 32
@@ -233,6 +305,12 @@ PACKED_CVT: dict[str, tuple[int, int, Callable[[Builder, Value], Value], int]] =
 @lifter(*PACKED_CVT)
 def lift_cvt_packed(ctx: Ctx) -> None:
     in_w, n, fn, out_w = PACKED_CVT[ctx.insn.mnemonic]
+    if ctx.fp_precise:
+        dst, src = ctx.insn.operands
+        bits = in_w * n
+        s = xsrc(ctx, src, bits, aligned=bits == 128)
+        xput(ctx, dst, host_op(ctx, ctx.insn.mnemonic, xreg(ctx, dst), s))
+        return
     _cvt_packed(ctx, in_w, n, fn, out_w)
 
 
@@ -242,10 +320,12 @@ MXCSR_MASK = 0xFFFF  # the bits ldmxcsr accepts (DAZ included); x87_helpers stor
 
 
 def check_mxcsr(ctx: Ctx, v: Value) -> None:
-    """Reserved MXCSR bits set: #GP, which Linux delivers as SIGSEGV."""
+    """An MXCSR write (ldmxcsr, fxrstor) of v: reserved bits set are a #GP, which Linux delivers
+    as SIGSEGV; a valid value switches translation to precise mode (mxcsr.py)."""
     b = ctx.b
     bad = b.setcond("ne", b.and_(v, b.c(~MXCSR_MASK & 0xFFFFFFFF, I32)), b.c(0, I32))
     b.exit_if(bad, "sigsegv", ctx.pc)
+    switch_to_precise(ctx)
 
 
 @lifter("ldmxcsr")
@@ -254,6 +334,8 @@ def lift_ldmxcsr(ctx: Ctx) -> None:
     v = b.ld(ea(ctx, ctx.insn.operands[0]), I32)
     check_mxcsr(ctx, v)
     b.put("mxcsr", b.zext(v, I64))
+    if not ctx.fp_precise:  # what follows must be translated in precise mode
+        b.exit("jump", ctx.next_pc)
 
 
 @lifter("stmxcsr")

@@ -10,7 +10,8 @@ lane by lane, from scalar ops (map_lanes). A new packed instruction is one table
 
 Legacy-SSE 128-bit memory operands must be 16-byte aligned except in the explicitly unaligned
 moves; a misaligned one is a #GP, which Linux delivers as SIGSEGV, so those reads check it.
-MMX forms (mm0-mm7 operands) are not implemented: they become SIGILL.
+MMX forms (mm0-mm7 operands) are not implemented: they become SIGILL. maskmovdqu is a helper
+(x86_maskmov) that stores only the selected bytes, as the hardware touches no others.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 
 from capstone import x86_const as X
 
-from hqemu.ir import I16, I32, I64, I128, Builder, Temp, Value
+from hqemu.ir import I16, I32, I64, I128, Builder, Helper, Temp, Value, register
 
 from .operands import Ctx, ea, ity, read_op, read_reg, write_op, write_reg
 from .registry import lifter
@@ -524,6 +525,36 @@ def lift_movmsk(ctx: Ctx) -> None:
     dst, src = ctx.insn.operands
     m = ctx.b.vop("vmsb", MSB_LANE[ctx.insn.mnemonic], xreg(ctx, src), out=I32)
     write_op(ctx, dst, ctx.b.zext(m, ity(dst.size * 8)))
+
+
+# --- maskmovdqu ------------------------------------------------------------------------------------
+
+def maskmov(env, addr: int, data: int, mask: int) -> None:
+    """x86_maskmov: store byte i of data at addr + i where byte i of mask has its top bit set;
+    the other bytes are not accessed (they may be unmapped or code)."""
+    for i in range(16):
+        if mask >> (8 * i + 7) & 1:
+            env.mem.store(addr + i, 1, data >> (8 * i) & 0xFF)
+
+
+register(Helper("x86_maskmov", (I64, I128, I128), (), reads_mem=True, writes_mem=True,
+                doc="maskmovdqu: addr, data, mask (bytes stored where the mask byte's top bit is set)"),
+         maskmov)
+
+
+@lifter("maskmovdqu")
+@_mmx_guard
+def lift_maskmovdqu(ctx: Ctx) -> None:
+    """A byte-masked store of the first operand to [rdi] ([edi] with 0x67; fs/gs overrides)."""
+    b, insn = ctx.b, ctx.insn
+    src, mask = insn.operands
+    addr = b.get("rdi")
+    if insn.addr_size == 4:
+        addr = b.zext(b.trunc(addr, I32), I64)
+    seg = {0x64: "fs_base", 0x65: "gs_base"}.get(insn.prefix[1])
+    if seg is not None:
+        addr = b.add(addr, b.get(seg))
+    b.call("x86_maskmov", addr, xreg(ctx, src), xreg(ctx, mask))
 
 
 __all__ = ["PACKED", "SHIFTS", "rep", "k128", "lane", "join", "map_lanes", "insert_low", "vshuf",

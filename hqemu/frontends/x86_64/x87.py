@@ -9,9 +9,9 @@ x87_helpers.py. The control word, fnstsw, fninit and fnclex are plain IR on the 
     >>> fld qword ptr [rdi]   ->  %1:i64 = ld %0 ; call x87_fld, 0x1:i64, %1, 0x0:i64
     >>> faddp st(1)           ->  call x87_arith, 0x0:i64, 0x1:i64, 0x5:i64, 0x0:i64, 0x1:i64
 
-fxsave/fxrstor (the x87 + SSE image) are here too. Not implemented yet (SIGILL): the 16-bit
-(0x66) environment layouts, fbld/fbstp and the transcendental instructions (fsin, fptan,
-fyl2x, f2xm1, fxtract, ...).
+fxsave/fxrstor (the x87 + SSE image) are here too, and fbld/fbstp (packed BCD). The
+transcendental instructions and fxtract are one `x87_trans` call each (x87_transcendental.py).
+Not implemented yet (SIGILL): the 16-bit (0x66) environment layouts.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from capstone import x86_const as X
 from hqemu.ir import I16, I32, I64, Value
 
 from . import x87_helpers as H
+from . import x87_transcendental as T
 from .fp import check_mxcsr
 from .operands import Ctx, ea, write_reg
 from .registry import lifter
@@ -34,6 +35,8 @@ GROUP_STI = ("add", "mul", "com", "comp", "subr", "sub", "divr", "div")
 CONST_ORDER = {0xE8: 0, 0xE9: 1, 0xEA: 2, 0xEB: 3, 0xEC: 4, 0xED: 5, 0xEE: 6}  # fld1 .. fldz
 UNARY_D9 = {0xE0: "fchs", 0xE1: "fabs", 0xE4: "ftst", 0xE5: "fxam", 0xFA: "fsqrt", 0xFC: "frndint",
             0xFD: "fscale", 0xF8: "fprem", 0xF5: "fprem1"}
+TRANS_D9 = {0xF0: "f2xm1", 0xF1: "fyl2x", 0xF2: "fptan", 0xF3: "fpatan", 0xF4: "fxtract", 0xF9: "fyl2xp1",
+            0xFB: "fsincos", 0xFE: "fsin", 0xFF: "fcos"}
 FCMOV = {  # (opcode, reg field) -> the condition on the flags
     (0xDA, 0): ("cf",), (0xDA, 1): ("zf",), (0xDA, 2): ("cf", "zf"), (0xDA, 3): ("pf",),
     (0xDB, 0): ("!cf",), (0xDB, 1): ("!zf",), (0xDB, 2): ("!cf", "!zf"), (0xDB, 3): ("!pf",),
@@ -60,7 +63,7 @@ def _load(ctx: Ctx, addr: Value, kind: int, nbytes: int = 0) -> tuple[Value, Val
         return b.zext(b.ld(addr, I32), I64), k(ctx, 0)
     if kind == H.K_F64:
         return b.ld(addr, I64), k(ctx, 0)
-    if kind == H.K_F80:
+    if kind in (H.K_F80, H.K_BCD):
         lo = b.ld(addr, I64)
         hi = b.ld(b.add(addr, k(ctx, 8)), I16)
         return lo, b.zext(hi, I64)
@@ -71,7 +74,7 @@ def _load(ctx: Ctx, addr: Value, kind: int, nbytes: int = 0) -> tuple[Value, Val
 def _store(ctx: Ctx, addr: Value, kind: int, pop: int) -> None:
     b = ctx.b
     lo, hi = call(ctx, "x87_fst", kind, 0, pop)
-    if kind == H.K_F80:
+    if kind in (H.K_F80, H.K_BCD):
         b.st(addr, lo)
         b.st(b.add(addr, k(ctx, 8)), b.trunc(hi, I16))
         return
@@ -146,13 +149,13 @@ _ENV_FORMS = {  # (opcode, reg) -> (helper, registers too)
 }
 _MEM_LOADS = {  # (opcode, reg) -> (kind, integer bytes)
     (0xD9, 0): (H.K_F32, 0), (0xDD, 0): (H.K_F64, 0), (0xDB, 5): (H.K_F80, 0),
-    (0xDF, 0): (H.K_INT, 2), (0xDB, 0): (H.K_INT, 4), (0xDF, 5): (H.K_INT, 8),
+    (0xDF, 0): (H.K_INT, 2), (0xDB, 0): (H.K_INT, 4), (0xDF, 5): (H.K_INT, 8), (0xDF, 4): (H.K_BCD, 0),
 }
 _MEM_STORES = {  # (opcode, reg) -> (store kind, pop)
     (0xD9, 2): (H.K_F32, 0), (0xD9, 3): (H.K_F32, 1), (0xDD, 2): (H.K_F64, 0), (0xDD, 3): (H.K_F64, 1),
     (0xDB, 7): (H.K_F80, 1),
     (0xDF, 2): (H.S_I16, 0), (0xDF, 3): (H.S_I16, 1), (0xDB, 2): (H.S_I32, 0), (0xDB, 3): (H.S_I32, 1),
-    (0xDF, 7): (H.S_I64, 1),
+    (0xDF, 7): (H.S_I64, 1), (0xDF, 6): (H.K_BCD, 1),
     (0xDF, 1): (H.S_T16, 1), (0xDB, 1): (H.S_T32, 1), (0xDD, 1): (H.S_T64, 1),
 }
 
@@ -188,6 +191,8 @@ def _lift_reg(ctx: Ctx, opc: int, modrm: int) -> bool:
             call(ctx, "x87_fld", H.K_CONST, CONST_ORDER[modrm], 0)
         elif modrm in UNARY_D9:
             call(ctx, "x87_unary", H.UNARY.index(UNARY_D9[modrm]))
+        elif modrm in TRANS_D9:
+            call(ctx, "x87_trans", T.TRANS.index(TRANS_D9[modrm]))
         elif modrm in (0xF6, 0xF7):
             call(ctx, "x87_fstp_top", 1 if modrm == 0xF7 else 7)  # +7 = -1 mod 8
         else:
@@ -258,7 +263,7 @@ MNEMONICS = (
     "fldl2t fldlg2 fldln2 fldpi fldz fmul fmulp fnclex fninit fnop fnstcw fnstsw fprem fprem1 frndint fscale "
     "fnstenv fldenv fnsave frstor "
     "fsetpm fsqrt fst fstp fstpnce fsub fsubp fsubr fsubrp ftst fucom fucomi fucomp fucompi fucompp "
-    "fxam fxch"
+    "fxam fxch f2xm1 fyl2x fyl2xp1 fptan fpatan fxtract fsin fcos fsincos fbld fbstp"
 ).split()
 
 

@@ -11,7 +11,7 @@ does with every exception masked, which is how Linux starts a process.
 Arithmetic is done on Python integers: a finite value is sign, m, e meaning m * 2**e, results
 are computed exactly and rounded once (round_to) to the precision control's 24/53/64 bits with
 the control word's rounding mode. Unmasked exceptions are not delivered (the flags are set,
-nothing traps), and the transcendental instructions are not implemented.
+nothing traps). The transcendental instructions and fxtract are in x87_transcendental.py.
 """
 
 from __future__ import annotations
@@ -388,6 +388,27 @@ def _start(env) -> Fpu:
 
 # --- operands from memory ---------------------------------------------------------------------
 K_F32, K_F64, K_F80, K_INT, K_CONST, K_ST = 0, 1, 2, 3, 4, 5
+K_BCD = 12  # fbld / fbstp: 18 packed decimal digits and a sign byte (10 bytes, like K_F80)
+BCD_INDEFINITE = (0xFFFF, 0xC0 << 56)  # (bytes 8-9, bytes 0-7) stored for an invalid fbstp
+
+
+def bcd_value(lo: int, hi: int) -> int:
+    """The magnitude of a packed BCD operand (the sign is bit 15 of hi); a nibble above 9
+    counts with its binary value (the hardware's result is undefined then)."""
+    bits = (lo & ((1 << 64) - 1)) | (hi & 0xFF) << 64
+    n = 0
+    for k in range(17, -1, -1):
+        n = n * 10 + (bits >> (4 * k) & 0xF)
+    return n
+
+
+def bcd_bits(n: int) -> tuple[int, int]:
+    """|n| < 10**18 as packed BCD digits: (bytes 0-7, byte 8)."""
+    bits = 0
+    for k in range(18):
+        n, d = divmod(n, 10)
+        bits |= d << (4 * k)
+    return bits & ((1 << 64) - 1), bits >> 64
 
 
 def _signed64(v: int) -> int:
@@ -403,6 +424,11 @@ def mem_operand(kind: int, lo: int, hi: int = 0) -> Val:
         return unpack_ieee(lo & ((1 << 64) - 1), DBL)
     if kind == K_F80:
         return unpack80(hi & 0xFFFF, lo & ((1 << 64) - 1))
+    if kind == K_BCD:
+        n = bcd_value(lo, hi)
+        if n == 0:
+            return Val(ZERO, hi >> 15 & 1)
+        return unpack80(*int_to80(-n if hi >> 15 & 1 else n))
     n = _signed64(lo)
     return unpack80(*int_to80(n))
 
@@ -530,6 +556,23 @@ def _store_int(f: Fpu, v: Val | None, bits: int, truncate: bool) -> int:
     return n & ((1 << bits) - 1)
 
 
+def _store_bcd(f: Fpu, v: Val | None) -> tuple[int, int]:
+    """fbstp: ST(0) rounded to an integer by the rounding control, as (bytes 8-9, bytes 0-7)."""
+    if v is None or v.kind in (NAN, INF, BAD):
+        if v is not None:
+            f.flag(IE)
+        return BCD_INDEFINITE
+    if v.kind == ZERO:
+        return v.sign << 15, 0
+    n, flags, up = round_int(v, f.rc)
+    if abs(n) >= 10 ** 18:
+        f.flag(IE)
+        return BCD_INDEFINITE
+    f.flag(flags | (C1 if up else 0))  # a denormal operand is not reported (as for fist)
+    lo, byte8 = bcd_bits(abs(n))
+    return v.sign << 15 | byte8, lo
+
+
 def h_fst(env, kind: int, i: int, pop: int) -> tuple[int, int]:
     """Store ST(0) as kind (to memory: the returned (low 64 bits, high bits)) or into ST(i)."""
     f = _start(env)
@@ -547,6 +590,8 @@ def h_fst(env, kind: int, i: int, pop: int) -> tuple[int, int]:
             hi, lo = INDEFINITE
         else:
             hi, lo = f.raw(0)
+    elif kind == K_BCD:
+        hi, lo = _store_bcd(f, f.read(0))
     else:
         v = f.read(0)
         if kind == K_F32:
@@ -962,5 +1007,5 @@ _reg("x87_fldenv", 2, 0, h_fldenv, "load the environment (and with restore=1 the
 _reg("x87_fxsave", 1, 0, h_fxsave, "store the 512-byte x87+SSE image at addr", writes_mem=True)
 _reg("x87_fxrstor", 1, 0, h_fxrstor, "load the 512-byte x87+SSE image at addr", reads_mem=True)
 
-__all__ = ["K_F32", "K_F64", "K_F80", "K_INT", "K_CONST", "K_ST", "S_I16", "S_I32", "S_I64", "S_T16",
+__all__ = ["K_F32", "K_F64", "K_F80", "K_INT", "K_CONST", "K_ST", "K_BCD", "S_I16", "S_I32", "S_I64", "S_T16",
            "S_T32", "S_T64", "OPS", "UNARY", "unpack80", "round_to", "Fpu", "EXT", "DBL", "SGL"]

@@ -1,0 +1,85 @@
+"""Trace merging as the running tier does it: which traces are current, their blocks, and the
+region units the MergePolicy's decisions turn into.
+
+    >>> m = Merger(MergePolicy())
+    >>> m.add(trace_id, head_pc, blocks, exit_targets)    # every installed trace or region
+    >>> for job in m.window(samples): ...      # hybridm: one sampling window (head pc -> samples)
+    >>> for job in m.static(): ...             # hybrids: every current trace counts as hot
+
+A job's blocks are the members' blocks, the entry's first; hqemu.trace.build_trace makes one
+unit of them, keeping a block pc present in several members once, so every exit from one
+member to another's head becomes a branch inside the region. The region replaces the entry's
+trace at its head pc as a new version; the other members stay installed at their own heads
+(execution entering there reaches the region at the next arrival at the entry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hqemu.trace.merge import MergePolicy, Region, TraceNode
+
+
+@dataclass
+class _Current:
+    id: int
+    head_pc: int
+    version: int
+    blocks: tuple[Any, ...]  # QuickBlocks (anything with .pc and .unit), entry first
+    exit_targets: frozenset[int]
+    n_blocks: int  # distinct guest blocks
+
+
+@dataclass(frozen=True)
+class MergeJob:
+    region: Region
+    version: int  # of the entry head's code once installed
+    blocks: tuple[Any, ...]  # the members' blocks, the entry's first: build_trace's input
+
+
+class Merger:
+    def __init__(self, policy: MergePolicy):
+        self.policy = policy
+        self.current: dict[int, _Current] = {}  # head pc -> the trace or region installed there
+
+    def add(self, trace_id: int, head_pc: int, blocks: Sequence[Any], exit_targets: frozenset[int],
+            version: int = 1) -> None:
+        self.current[head_pc] = _Current(trace_id, head_pc, version, tuple(blocks), exit_targets,
+                                         len({b.pc for b in blocks}))
+
+    def version_at(self, head_pc: int) -> int:
+        cur = self.current.get(head_pc)
+        return cur.version if cur is not None else 0
+
+    def _nodes(self) -> list[TraceNode]:
+        return [TraceNode(c.id, c.head_pc, c.exit_targets, c.n_blocks) for c in self.current.values()]
+
+    def window(self, samples: Mapping[int, int]) -> list[MergeJob]:
+        return self._jobs(self.policy.observe(self._nodes(), samples))
+
+    def static(self) -> list[MergeJob]:
+        """Deterministic merging (hybrids): every current trace is as hot as the policy asks."""
+        nodes = self._nodes()
+        hot = max(self.policy.min_samples, 1)
+        samples = {n.head_pc: hot for n in nodes}
+        regions: list[Region] = []
+        for _ in range(self.policy.stable_windows):
+            regions += self.policy.observe(nodes, samples)
+        return self._jobs(regions)
+
+    def _jobs(self, regions: list[Region]) -> list[MergeJob]:
+        by_id = {c.id: c for c in self.current.values()}
+        jobs = []
+        for r in regions:
+            blocks = tuple(b for i in r.members for b in by_id[i].blocks)
+            jobs.append(MergeJob(r, self.version_at(r.entry) + 1, blocks))
+        return jobs
+
+    def forget(self) -> None:
+        self.current.clear()
+        self.policy.forget()
+
+
+__all__ = ["MergeJob", "Merger"]
