@@ -328,6 +328,12 @@ class Native:
         return bytes(c)
 
     def run(self, code: bytes, s: State) -> State:
+        gpr = self.prepare(code, s)
+        self.fn()
+        return self.result(s, gpr)
+
+    def prepare(self, code: bytes, s: State) -> list[int]:
+        """Load the thunk and the state; self.fn() then runs it (a forked child may)."""
         n = decode(code).size
         thunk = self._thunks.get(code[:n])
         if thunk is None:
@@ -352,7 +358,9 @@ class Native:
         ctypes.memmove(self.ctx + self.GPR, struct.pack("<16Q", *gpr), 128)
         flags = sum(v << FLAG_BITS[f] for f, v in s.flags.items()) | 2
         ctypes.memmove(self.ctx + self.FLAGS, struct.pack("<Q", flags), 8)
-        self.fn()
+        return gpr
+
+    def result(self, s: State, gpr: list[int]) -> State:
         out_fx = ctypes.string_at(self.ctx + self.FX, 512)
         out_gpr = list(struct.unpack("<16Q", ctypes.string_at(self.ctx + self.GPR, 128)))
         for i, r in ((6, "rsi"), (7, "rdi")):

@@ -646,6 +646,12 @@ class Dispatcher:
         return self.rec.icount
 
     @property
+    def unaccounted_insns(self) -> int:
+        """Guest instructions run natively since the last return to Python (not yet in
+        env.stats.native_guest_insns): what a reader in another thread adds for a live figure."""
+        return self.rec.icount - self._seen_insns
+
+    @property
     def transitions(self) -> int:
         """Units entered by the dispatcher."""
         return self.rec.units

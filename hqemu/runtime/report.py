@@ -38,6 +38,8 @@ def statistics(engine: Engine) -> dict[str, Any]:
     env, tier = engine.env, engine.tier
     st = env.stats
     quick, native = engine.quick_insns(), st.native_guest_insns
+    if tier is not None:  # live: the guest may have been in native code since its last return
+        native += max(0, tier.disp.unaccounted_insns)
     total = quick + native
     uptime = time.monotonic() - env.started
     data: dict[str, Any] = {
