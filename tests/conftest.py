@@ -54,3 +54,48 @@ def guest(guest_build):
         return path
 
     return get
+
+
+# --- differential case counts (issue 3): how many cases each instruction family ran -----------
+# (test module, its Counter of cases per form, the family it reports under); the modules are
+# read after the session, so a counter of a module that did not run is simply absent
+DIFF_COUNTERS = (("test_x86_int", "RAN", "integer"), ("test_x86_sse", "CASE_COUNT", "sse"),
+                 ("test_x87", "CASE_COUNT", "x87"), ("test_x87_transcendental", "CASE_COUNT", "x87"))
+KNOWN_DIFFERENCES = (("test_x86_sse", "UNICORN_DEVIATIONS", "unicorn vs host CPU"),
+                     ("test_x87_transcendental", "HOST_NOT_CORRECTLY_ROUNDED", "host not correctly rounded"))
+DIFF_COUNTS_FILE = TESTS.parent / "build" / "test-artifacts" / "diff-counts.json"
+
+
+def diff_counts() -> dict:
+    """{family: {"cases": n, "forms": {form: n}}, "known differences": {...}} from the counters."""
+    out: dict = {}
+    for module, attr, family in DIFF_COUNTERS:
+        counter = getattr(sys.modules.get(module), attr, None)
+        if not counter:
+            continue
+        entry = out.setdefault(family, {"cases": 0, "forms": {}})
+        for form, n in counter.items():
+            entry["forms"][form] = entry["forms"].get(form, 0) + n
+            entry["cases"] += n
+    known = {}
+    for module, attr, what in KNOWN_DIFFERENCES:
+        counter = getattr(sys.modules.get(module), attr, None)
+        if counter:
+            known[what] = dict(sorted(counter.items()))
+    if out:
+        out["known differences"] = known
+    return out
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    counts = diff_counts()
+    if not counts:
+        return
+    import json
+
+    DIFF_COUNTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DIFF_COUNTS_FILE.write_text(json.dumps(counts, indent=1, sort_keys=True) + "\n")
+    line = ", ".join(f"{family} {v['cases']} ({len(v['forms'])} forms)"
+                     for family, v in sorted(counts.items()) if family != "known differences")
+    where = DIFF_COUNTS_FILE.relative_to(TESTS.parent)
+    terminalreporter.write_line(f"differential cases: {line}; written to {where}")

@@ -8,6 +8,7 @@ message and hqemu exits with 128+N.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sys
@@ -31,6 +32,11 @@ def log_items(params: Params) -> set[str]:
 
 
 def run(params: Params, program: str, guest_args: list[str], envp: list[str]) -> int:
+    # Translation allocates many short-lived IR objects and few cycles; without this the
+    # collector rescans every long-lived object of the imports at each full collection
+    # (callgrind: 3% of the start-up's instructions).
+    gc.freeze()
+    gc.set_threshold(20000, 50, 1000)
     log = Log(log_items(params), params.log_file)
     path = program
     if params.sysroot and os.path.isabs(program) and os.path.exists(params.sysroot + program):
