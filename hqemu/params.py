@@ -62,7 +62,7 @@ class Params:
     trace_max_blocks: int = knob(16, "longest NET trace in guest blocks (HQEMU: 16)", metavar="N")
     workers: int = knob(1, "LLVM worker processes compiling traces in hybridm mode (HQEMU: up to 8)",
                         metavar="N")
-    opt_level: str = knob("cheap", "LLVM pipeline for traces: cheap (SROA, InstCombine, SimplifyCFG, GVN, "
+    opt_level: str = knob("cheap", "LLVM pipeline for traces: cheap (SROA, InstCombine, SimplifyCFG, "
                           "DSE; codegen -O1) is as fast as O2 here at half the compile time",
                           metavar="LEVEL", choices=("none", "cheap", "O1", "O2", "O3"))
     trace_queue_size: int = knob(32, "optimization requests waiting for a worker; more are refused, "
