@@ -46,8 +46,9 @@ def _time(cell: Cell | None) -> str:
         return "FAIL"
     if not cell.samples:
         return "-"
-    sp = spread(cell)
-    return f"{cell.best:.2f}" + (f" ±{50 * sp:.0f}%" if sp >= 0.05 else "")
+    sp, t = spread(cell), cell.best
+    # native runs at the quick size take milliseconds: three significant digits, not 0.00
+    return (f"{t:.2f}" if t >= 1 else f"{t:.3g}") + (f" ±{50 * sp:.0f}%" if sp >= 0.05 else "")
 
 
 def ratios(r: SuiteResult, hq: str, base: str, steady: bool = False) -> dict[str, float]:
