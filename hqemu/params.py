@@ -60,6 +60,8 @@ class Params:
     hot_threshold: int = knob(50, "arrivals at a candidate trace head before NET recording starts "
                               "(HQEMU: 50)", metavar="N")
     trace_max_blocks: int = knob(16, "longest NET trace in guest blocks (HQEMU: 16)", metavar="N")
+    trace_merge: bool = knob(True, "merge hot traces that jump among themselves into one region with a real "
+                             "CFG, compiled again as a new version (HQEMU's trace merging)", "-trace-merge")
     workers: int = knob(1, "LLVM worker processes compiling traces in hybridm mode (HQEMU: up to 8)",
                         metavar="N")
     opt_level: str = knob("cheap", "LLVM pipeline for traces: cheap (SROA, InstCombine, SimplifyCFG, "

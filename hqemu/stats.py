@@ -41,6 +41,7 @@ class Stats:
     native_units: int = 0  # native units (traces, blocks) entered by the dispatcher
     native_returns: Counter = field(default_factory=Counter)  # reason -> returns from native code to Python
     traces_installed: int = 0  # traces loaded and patched into the dispatch table
+    merges_formed: int = 0  # regions of merged traces built (each compiled as a new version)
     blocks_native: int = 0  # single blocks compiled by LLVM (block mode)
     compile_failures: Counter = field(default_factory=Counter)  # one-line reason -> traces not compiled
     quick_guest_insns: int = 0  # guest instructions run by the quick tier (set at exit)

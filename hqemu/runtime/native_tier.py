@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from hqemu.errors import GuestSignal
@@ -26,8 +27,11 @@ from hqemu.native.dispatch import Dispatcher
 from hqemu.native.loader import native
 from hqemu.native.perfmap import PerfMap
 from hqemu.trace import NetPolicy, Request, TraceRecorder, WorkerPool, build_trace, trace_name
+from hqemu.trace.merge import MergePolicy
 from hqemu.trace.sampler import Sampler
 from workers.compile import compile_ir_unit
+
+from .merger import MergeJob, Merger
 
 if TYPE_CHECKING:
     from hqemu.quick.block import QuickBlock
@@ -56,6 +60,7 @@ class InstalledTrace:
     recorded_at: float = 0.0  # seconds since the guest started, when recording ended
     installed_at: float | None = None  # seconds since the guest started; None until installed
     error: str = ""  # why the compile failed (state "failed")
+    merged_from: tuple[int, ...] = ()  # a region: the ids of the traces merged into it
 
 
 def _load(obj: bytes, entry: str) -> int:
@@ -65,6 +70,9 @@ def _load(obj: bytes, entry: str) -> int:
     nc = native()
     addr = nc.entries.get(entry)
     return addr if addr is not None else nc.load(obj, entry)
+
+
+MERGE_WINDOW = 0.1  # seconds of samples per trace-merging decision (hybridm): ~20 at 5 ms
 
 
 SIGNALS = {"sigill": signal.SIGILL, "sigsegv": signal.SIGSEGV, "sigfpe": signal.SIGFPE,
@@ -92,6 +100,9 @@ class NativeTier:
             self.rec = TraceRecorder(NetPolicy(p.hot_threshold, p.trace_max_blocks))
             env.stats.trace = self.rec.stats
             self.sampler = Sampler(self.disp.sample_pc)
+        # trace merging: hybridm decides on sampled windows, hybrids on the static graph alone
+        self.merger = Merger(MergePolicy()) if p.trace_merge and self.rec is not None else None
+        self._blocks: dict[int, tuple] = {}  # trace id -> (blocks, exit targets) until installed
         if self.mode == "hybridm":
             if self.codecache is None or not self.codecache.objs:
                 self._start_pool()  # now, so the first trace does not wait for the workers' start
@@ -162,14 +173,31 @@ class NativeTier:
     # --- traces ---------------------------------------------------------------------------
     def recorded(self, tr: RecordedTrace) -> None:
         """A trace was recorded: compile it now (hybrids) or ship it to the workers (hybridm)."""
+        end = tr.end.name if tr.end is not None else ""
+        if not self._compile(tr, end, tr.generation) and self.mode == "hybridm":
+            self.rec.release(tr.head_pc)
+        if self.merger is not None and self.mode == "hybrids":
+            self._merge(self.merger.static())
+
+    def _merge(self, jobs: list[MergeJob]) -> None:
+        for job in jobs:
+            self.env.stats.merges_formed += 1
+            region = SimpleNamespace(blocks=job.blocks, end=None, head_pc=job.region.entry)
+            self._compile(region, "MERGED", self.rec.generation, job.version, job.region.members)
+
+    def _compile(self, tr, end: str, generation: int, version: int = 1, merged_from: tuple = ()) -> bool:
+        """Build the unit of tr's blocks (a recorded trace, or a region of merged traces), then
+        install it from the object cache, compile it here (hybrids) or submit it (hybridm).
+        False: the pool refused it (queue full)."""
         self.serial += 1
         built = build_trace(tr, trace_name(tr.head_pc, self.serial))
         info = built.info
         sizes = {b.pc: b.size for b in tr.blocks}
         facts = InstalledTrace(self.serial, tr.head_pc, len(info.block_pcs), info.guest_insns,
                                sum(sizes.get(pc, 0) for pc in info.block_pcs), len(info.exits), 0,
-                               end=info.end.name if info.end is not None else "", exit_list=info.exits,
+                               end=end, exit_list=info.exits, version=version, merged_from=merged_from,
                                recorded_at=time.monotonic() - self.env.started)
+        self._blocks[facts.id] = (tuple(tr.blocks), info.exit_targets)
         entry, key, cc = info.entry, None, self.codecache
         if cc is not None:  # the object of an earlier run is installed at once, not compiled
             key = cc.obj_key(built.text, self.env.params.opt_level, "trace")
@@ -177,7 +205,7 @@ class NativeTier:
             got = cc.get_obj(key)
             if got is not None:
                 self._install_trace(facts, got.obj, got.entry)
-                return
+                return True
         if self.mode != "hybridm":
             t0 = time.perf_counter()
             co = compile_ir_unit(built.text, entry, self.env.params.opt_level)
@@ -185,14 +213,15 @@ class NativeTier:
                 cc.put_obj(key, co.entry, co.obj)
             facts.stages = dict(co.stats, total=time.perf_counter() - t0)
             self._install_trace(facts, co.obj, co.entry)
-            return
-        req = Request(self.serial, built.text, entry, meta=(facts, tr.generation, key))
+            return True
+        req = Request(self.serial, built.text, entry, meta=(facts, generation, key))
         with self._lock:
             if self.pool is None:
                 self._start_pool()
             accepted = self.pool.submit(req)
         if not accepted:
-            self.rec.release(tr.head_pc)
+            self._blocks.pop(facts.id, None)
+        return accepted
 
     def _install_trace(self, facts: InstalledTrace, obj: bytes, entry: str) -> None:
         with self._install_lock:  # hybridm: the installer thread, and the main one on a cache hit
@@ -204,6 +233,9 @@ class NativeTier:
             self.perfmap.add_unit("trace", facts.id, facts.head_pc, addr, obj, entry)
         self.install(facts.head_pc, addr)
         self.rec.installed(facts.head_pc)
+        blocks, targets = self._blocks.pop(facts.id, ((), frozenset()))
+        if self.merger is not None:
+            self.merger.add(facts.id, facts.head_pc, blocks, targets, facts.version)
         facts.host_bytes, facts.host_addr = len(obj), addr
         facts.state, facts.installed_at = "installed", time.monotonic() - self.env.started
         self.traces.append(facts)
@@ -218,7 +250,9 @@ class NativeTier:
         return symbols_for(self.env).lookup(pc)
 
     def _installer(self) -> None:
-        """hybridm: collect compiled traces and patch them in while the guest runs."""
+        """hybridm: collect compiled traces and patch them in while the guest runs; every
+        MERGE_WINDOW, hand the sampler's window to trace merging."""
+        next_window = 0.0
         while not self._stop.is_set():
             if self.pool is None:  # not started yet: every trace so far came from the code cache
                 self._stop.wait(0.01)
@@ -239,8 +273,15 @@ class NativeTier:
                 else:
                     self.env.stats.compile_failures[r.error] += 1
                     facts.state, facts.error = "failed", r.error
+                    self._blocks.pop(facts.id, None)
                     self.failed.append(facts)
-                    self.rec.compile_failed(facts.head_pc)
+                    if not facts.merged_from:  # a region that fails leaves its traces installed
+                        self.rec.compile_failed(facts.head_pc)
+            if self.merger is not None and self.sampler.running and time.monotonic() >= next_window:
+                next_window = time.monotonic() + MERGE_WINDOW
+                with self._install_lock:
+                    jobs = self.merger.window(self.sampler.take_window())
+                self._merge(jobs)
             self._stop.wait(0.001 if busy else 0.01)
 
     # --- invalidation and shutdown ----------------------------------------------------------
@@ -250,6 +291,8 @@ class NativeTier:
         self.native_pcs.clear()
         if self.rec is not None:
             self.rec.reset()
+        if self.merger is not None:
+            self.merger.forget()
 
     def shutdown(self) -> None:
         if self.sampler is not None:

@@ -52,8 +52,8 @@ class Region:
 
 @dataclass
 class MergePolicy:
-    min_samples: int = 8  # samples of a trace in one window before it counts as hot
-    hot_share: float = 0.01  # ... and at least this share of the window's samples
+    min_samples: int = 3  # samples of a trace in one window before it counts as hot
+    hot_share: float = 0.05  # ... and at least this share of the window's samples
     stable_windows: int = 2  # windows in a row a component must stay the same
     max_blocks: int = 128  # a bigger region is not formed (LLVM compile time grows with it)
 
