@@ -46,7 +46,8 @@ CFLAGS = ["-O2", "-static", "-std=gnu11", "-Wall"]  # the Makefile's bench-progr
 TIMEOUT = 900.0  # seconds per run: a hung emulator is a failure, not a stalled suite
 # Every hqemu run starts with a cold translation cache: the comparison is HQEMU's (translate while
 # running), and a cache warmed by an earlier repetition would make repetitions disagree.
-HQEMU_COMMON = ["-code-cache", ""]
+HQEMU_COMMON = ["-code-cache", ""]  # cold: every run translates and compiles from scratch
+WARM_CACHE: Path | None = None  # the code-cache folder of the warm configurations (set by run_suite)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Config:
     mode: str = ""  # hqemu -llvm-mode
     doc: str = ""
     workers: int = 0  # hqemu -workers; 0: hqemu's default
+    warm: bool = False  # hqemu's persistent code cache, filled by one untimed run before the timed ones
 
     def argv(self, exe: Path, args: list[str], stats_file: Path | None) -> list[str]:
         if self.kind == "native":
@@ -96,8 +98,8 @@ class Config:
         extra = ["-d", "stats", "-D", str(stats_file)] if stats_file else []
         if self.workers:
             extra += ["-workers", str(self.workers)]
-        return [sys.executable, "-m", "hqemu", "-llvm-mode", self.mode, *HQEMU_COMMON, *extra,
-                str(exe), *args]
+        cache = ["-code-cache", str(WARM_CACHE / self.name)] if self.warm and WARM_CACHE else HQEMU_COMMON
+        return [sys.executable, "-m", "hqemu", "-llvm-mode", self.mode, *cache, *extra, str(exe), *args]
 
     def unavailable(self) -> str:
         """Why this configuration cannot run on this machine, "" when it can."""
@@ -114,6 +116,8 @@ CONFIGS: dict[str, Config] = {c.name: c for c in [
     Config("hqemu-hybrids", "hqemu", "hybrids", "traces compiled on the main thread"),
     Config("hqemu-hybridm", "hqemu", "hybridm", "traces compiled by worker processes (hqemu's default)"),
     Config("hqemu-hybridm-2w", "hqemu", "hybridm", "as hybridm with two worker processes", workers=2),
+    Config("hqemu-hybridm-warm", "hqemu", "hybridm", "as hybridm, a user's second run: the persistent code "
+           "cache holds the first run's translations and traces", warm=True),
 ]}
 # hqemu-none runs ~10 M guest instr/s: minutes per ref kernel, so it is opt-in
 DEFAULT_CONFIGS = ["native", "qemu", "hqemu-hybridm"]
@@ -293,9 +297,14 @@ def run_suite(workloads: list[Workload], configs: list[Config], size: str, reps:
     r = SuiteResult(size, reps, workloads, configs, machine=machine_info(), suite=suite, skipped=skipped)
     built = {w.name: build(w) for w in workloads}
     # the timed runs use a private copy, so a rebuild in the tree during a long run changes nothing
+    global WARM_CACHE
     with tempfile.TemporaryDirectory(prefix="hqemu-bench-exe-") as tmp:
         exes = {n: Path(shutil.copy2(exe, Path(tmp) / n)) for n, exe in built.items()}
-        _run_cells(r, exes, log)
+        WARM_CACHE = Path(tmp) / "code-cache"
+        try:
+            _run_cells(r, exes, log)
+        finally:
+            WARM_CACHE = None
     return r
 
 
@@ -311,6 +320,10 @@ def _run_cells(r: SuiteResult, exes: dict[str, Path], log: Callable[[str], None]
             log(f"!!! FAILED {w.name}: {why}")
             for cell in r.cells[w.name].values():
                 cell.error = why
+    for w in workloads:  # warm configurations: one untimed run fills their cache
+        for c in configs:
+            if c.warm and not r.cells[w.name][c.name].error:
+                run_once(c, exes[w.name], w.args[size])
     for rep in range(reps):
         for w in workloads:
             for c in configs:

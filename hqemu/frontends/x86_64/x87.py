@@ -289,6 +289,8 @@ def lift_fxsave(ctx: Ctx) -> None:
     else:
         check_mxcsr(ctx, ctx.b.ld(ctx.b.add(addr, k(ctx, 24)), I32))
         call(ctx, "x87_fxrstor", addr)
+        if not ctx.fp_precise:  # an MXCSR write: what follows must be translated in precise mode
+            ctx.b.exit("jump", ctx.next_pc)
 
 
 @lifter("wait")
