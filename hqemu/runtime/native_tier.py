@@ -140,10 +140,14 @@ class NativeTier:
     def install(self, pc: int, addr: int) -> None:
         """Patch native code for guest pc in: the dispatch table first, then the quick block."""
         self.disp.install(pc, addr)
+        again = pc in self.native_pcs  # a new version (a merged region): its count is of native entries
         self.native_pcs.add(pc)
         blk = self.engine.cache.get(pc)
         if blk is not None:
-            self.engine.retire(blk)
+            if again:
+                blk.count = 0
+            else:
+                self.engine.retire(blk)
             # its successors were chained while it ran in the quick tier; from now on its exits
             # are trace exits, which NET profiles (the engine never chains them again). Only
             # the pcs are reset: this may run in the installer thread while the main loop is
