@@ -72,10 +72,10 @@ BENCH_NAMES := $(basename $(notdir $(shell grep -lE '^\s*//\s*bench-group:' $(BE
 BENCH_CFLAGS := -O2 -static -std=gnu11 -Wall
 BENCH_ARGS ?=
 
-$(BENCH_OUT)/%: $(BENCH_DIR)/%.c | $(BENCH_OUT)
+$(BENCH_OUT)/%: $(BENCH_DIR)/%.c $(wildcard $(BENCH_DIR)/*.h) | $(BENCH_OUT)
 	$(CC_GLIBC) $(BENCH_CFLAGS) -o $@ $< -lm
 
-$(BENCH_OUT)-aarch64/%: $(BENCH_DIR)/%.c | $(BENCH_OUT)-aarch64
+$(BENCH_OUT)-aarch64/%: $(BENCH_DIR)/%.c $(wildcard $(BENCH_DIR)/*.h) | $(BENCH_OUT)-aarch64
 	$(CC_AARCH64) $(BENCH_CFLAGS) -o $@ $< -lm
 
 $(BENCH_OUT) $(BENCH_OUT)-aarch64:

@@ -141,7 +141,8 @@ def config_named(name: str) -> Config:
 # --- building ------------------------------------------------------------------------------
 def build(w: Workload, cc: str = "gcc") -> Path:
     exe = w.exe
-    if not exe.exists() or exe.stat().st_mtime < w.source.stat().st_mtime:
+    deps = [w.source, *w.source.parent.glob("*.h")]  # bench/programs/fphash.h is shared
+    if not exe.exists() or exe.stat().st_mtime < max(p.stat().st_mtime for p in deps):
         exe.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([cc, *CFLAGS, "-o", str(exe), str(w.source), "-lm"], check=True)
     return exe

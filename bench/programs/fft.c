@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fphash.h"
 
 /* No fused multiply-add contraction (gcc contracts by default in gnu11 mode on CPUs with FMA,
  * such as AArch64): every multiply and add rounds on its own, so the checksum is the same
@@ -118,17 +119,6 @@ static void transform(const Plan *p, Complex *x, int inverse)
             }
         }
     }
-}
-
-static uint64_t hash_doubles(uint64_t h, const double *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint64_t bits;
-        memcpy(&bits, &a[i], sizeof bits);
-        h = (h ^ bits) * 0x100000001b3ULL;
-        h ^= h >> 29;
-    }
-    return h;
 }
 
 int main(int argc, char **argv)

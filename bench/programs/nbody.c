@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fphash.h"
 
 /* No fused multiply-add contraction (gcc contracts by default in gnu11 mode on CPUs with FMA,
  * such as AArch64): every multiply and add rounds on its own, so the checksum is the same
@@ -149,17 +150,6 @@ static void drift(Cluster *c, double h)
 {
     for (int i = 0; i < c->n; i++)
         c->x[i] += h * c->vx[i], c->y[i] += h * c->vy[i], c->z[i] += h * c->vz[i];
-}
-
-static uint64_t hash_doubles(uint64_t h, const double *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint64_t bits;
-        memcpy(&bits, &a[i], sizeof bits);
-        h = (h ^ bits) * 0x100000001b3ULL;
-        h ^= h >> 29;
-    }
-    return h;
 }
 
 int main(int argc, char **argv)
