@@ -17,7 +17,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hqemu-installed
-PYTEST_ARGS ?=
+# the suite runs on both cores of a CI machine (pytest-xdist); PYTEST_JOBS=0 runs it in one process
+PYTEST_JOBS ?= 2
+PYTEST_ARGS ?= -n $(PYTEST_JOBS)
 
 # Debian packages the tests need: the musl and AArch64 cross compilers, qemu-user as the
 # AArch64 native oracle, busybox as a large real-world static guest, chromium to render the

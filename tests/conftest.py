@@ -87,8 +87,41 @@ def diff_counts() -> dict:
     return out
 
 
+def _merge_counts(into: dict, more: dict) -> None:
+    for family, v in more.items():
+        if family == "known differences":
+            known = into.setdefault(family, {})
+            for what, forms in v.items():
+                have = known.setdefault(what, {})
+                for form, n in forms.items():
+                    have[form] = have.get(form, 0) + n
+            continue
+        entry = into.setdefault(family, {"cases": 0, "forms": {}})
+        entry["cases"] += v["cases"]
+        for form, n in v["forms"].items():
+            entry["forms"][form] = entry["forms"].get(form, 0) + n
+
+
+_WORKER_COUNTS: list[dict] = []  # pytest-xdist: the counts each worker process sent back
+
+
+def pytest_sessionfinish(session) -> None:
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:  # an xdist worker: its counters live here, the summary is the controller's
+        out["diff_counts"] = diff_counts()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    counts = getattr(node, "workeroutput", {}).get("diff_counts")
+    if counts:
+        _WORKER_COUNTS.append(counts)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     counts = diff_counts()
+    for more in _WORKER_COUNTS:
+        _merge_counts(counts, more)
     if not counts:
         return
     import json
