@@ -62,11 +62,10 @@ class Merger:
     def static(self) -> list[MergeJob]:
         """Deterministic merging (hybrids): every current trace is as hot as the policy asks."""
         nodes = self._nodes()
-        hot = max(self.policy.min_samples, 1)
-        samples = {n.head_pc: hot for n in nodes}
+        samples = {n.head_pc: 1 for n in nodes}  # the entry of a region: the lowest trace id
         regions: list[Region] = []
         for _ in range(self.policy.stable_windows):
-            regions += self.policy.observe(nodes, samples)
+            regions += self.policy.observe(nodes, samples, all_hot=True)
         return self._jobs(regions)
 
     def _jobs(self, regions: list[Region]) -> list[MergeJob]:

@@ -1,7 +1,7 @@
 """Trace merging (HQEMU, CGO 2012, section 4): hot traces that jump among themselves become one
 region with a real control-flow graph, compiled again as a new version of the entry trace.
 
-    >>> policy = MergePolicy(min_samples=8, stable_windows=2)
+    >>> policy = MergePolicy(min_samples=8, stable_windows=2)     # defaults: 1 sample, 0.5%, 2 windows
     >>> nodes = [TraceNode(1, 0x401000, frozenset({0x401040}), 2),
     ...          TraceNode(2, 0x401040, frozenset({0x401000, 0x401080}), 1)]
     >>> policy.observe(nodes, {0x401000: 40, 0x401040: 30})      # first window: not stable yet
@@ -52,8 +52,8 @@ class Region:
 
 @dataclass
 class MergePolicy:
-    min_samples: int = 3  # samples of a trace in one window before it counts as hot
-    hot_share: float = 0.05  # ... and at least this share of the window's samples
+    min_samples: int = 1  # samples of a trace in one window before it counts as hot
+    hot_share: float = 0.005  # ... and at least this share of the window's samples
     stable_windows: int = 2  # windows in a row a component must stay the same
     max_blocks: int = 128  # a bigger region is not formed (LLVM compile time grows with it)
 
@@ -61,11 +61,13 @@ class MergePolicy:
         self._streak: dict[frozenset[int], int] = {}  # component (trace ids) -> windows seen
         self.formed: set[frozenset[int]] = set()  # member sets already merged
 
-    def observe(self, nodes: Sequence[TraceNode], samples: Mapping[int, int]) -> list[Region]:
-        """One window: the regions to form now. samples: head pc -> samples in this window."""
+    def observe(self, nodes: Sequence[TraceNode], samples: Mapping[int, int], all_hot: bool = False
+                ) -> list[Region]:
+        """One window: the regions to form now. samples: head pc -> samples in this window;
+        all_hot: every node counts as hot (deterministic merging on the static graph)."""
         total = sum(samples.values())
         floor = max(self.min_samples, self.hot_share * total)
-        hot = [n for n in nodes if samples.get(n.head_pc, 0) >= floor]
+        hot = list(nodes) if all_hot else [n for n in nodes if samples.get(n.head_pc, 0) >= floor]
         comps = [c for c in components(hot) if len(c) >= 2]
         by_id = {n.id: n for n in hot}
         streak: dict[frozenset[int], int] = {}
