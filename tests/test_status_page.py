@@ -221,10 +221,14 @@ def test_page_on_a_live_guest(live_guest, tmp_path):
     assert f["guest.program"] == after["guest"]["program"] and f["guest.pid"] == str(pid)
     shown = int(f["traces.installed"].replace(",", ""))
     assert before["traces"]["installed"] <= shown <= after["traces"]["installed"]
-    assert f["traces.merged"] == "0"  # zero until trace merging lands, never absent
+    assert before["traces"]["merged"] <= int(f["traces.merged"]) <= after["traces"]["merged"]  # never absent
     assert dom.error[0], f"the error line is visible: {dom.error[1]}"
     assert dom.conn == "live"
     heads = {r[1] for r in dom.rows["traces"]}
     assert heads & {t["head_pc"] if isinstance(t["head_pc"], str) else f"0x{t['head_pc']:x}" for t in traces}
-    assert [r[0] for r in dom.rows["workers"]] == [str(w["pid"]) for w in after["workers"]]
+    rows, pids = [r[0] for r in dom.rows["workers"]], {str(w["pid"]) for w in after["workers"]}
+    if rows and rows[0].startswith("no worker"):  # a warm code cache: the pool was not needed yet
+        assert len(rows) == 1 and not before["workers"]
+    else:
+        assert set(rows) <= pids
     assert png_size(shot) == (1200, 900)
