@@ -284,6 +284,10 @@ def test_traces_sort_limit_and_bad_queries(live, program):
     assert ids == sorted(ids)
     blocks = [r["blocks"] for r in live.json("traces?sort=-blocks")["traces"]]
     assert blocks == sorted(blocks, reverse=True)
+    hot = [r["samples"] for r in live.json("traces?sort=samples&limit=3")["traces"]]  # hottest first
+    assert hot == sorted(hot, reverse=True) and 1 <= len(hot) <= 3
+    insns = [r["guest_insns"] for r in live.json("traces?sort=guest_insns&order=asc")["traces"]]
+    assert insns == sorted(insns)
     pcs = [r["head_pc_int"] for r in live.json("traces?sort=head_pc&order=desc")["traces"]]
     assert pcs == sorted(pcs, reverse=True)
     assert len(live.json("traces?sort=id&limit=1")["traces"]) == 1

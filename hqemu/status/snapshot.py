@@ -33,6 +33,9 @@ TRIES = 50  # reads restarted because the main thread resized a dict meanwhile; 
 SORT_FIELDS = ("samples", "id", "version", "head_pc", "symbol", "blocks", "guest_insns", "exits",
                "exec_count", "compile_seconds", "state", "installed_at", "host_bytes")
 QUERY_KEYS = ("sort", "order", "limit")
+# fields that name or place a trace sort ascending by default; the measures (samples, blocks,
+# compile time, ...) descending, so ?sort=samples&limit=20 is the 20 hottest
+ASCENDING = ("id", "head_pc", "symbol", "state", "installed_at")
 
 
 def retrying(read: Callable[[], T], tries: int = TRIES) -> T:
@@ -142,8 +145,9 @@ def _row(t: InstalledTrace, state: str, samples: Mapping[int, int],
 def select(rows: Sequence[dict[str, Any]], query: Mapping[str, list[str]]) -> dict[str, Any]:
     """The /traces answer for a parsed query string; ValueError (one line) if the query is bad.
 
-    sort=FIELD (or -FIELD for descending), order=asc|desc, limit=N. The default is the hottest
-    first: sort=samples, descending; ties go by trace id.
+    sort=FIELD (-FIELD: descending; a measure such as samples or blocks sorts descending, an
+    identifier in ASCENDING ascending), order=asc|desc overrides, limit=N. The default is the
+    hottest first: sort=samples, descending; ties go by trace id.
     """
     unknown = sorted(set(query) - set(QUERY_KEYS))
     if unknown:
@@ -152,8 +156,8 @@ def select(rows: Sequence[dict[str, Any]], query: Mapping[str, list[str]]) -> di
         if len(values) != 1:
             raise ValueError(f"query parameter {key!r} given {len(values)} times")
     sort = query.get("sort", ["samples"])[0]
-    desc = sort.startswith("-")
     field = sort.lstrip("-")
+    desc = sort.startswith("-") or (sort == field and field not in ASCENDING)
     if field not in SORT_FIELDS:
         raise ValueError(f"cannot sort by {field!r} (fields: {', '.join(SORT_FIELDS)})")
     order = query.get("order", [None])[0]
@@ -161,8 +165,6 @@ def select(rows: Sequence[dict[str, Any]], query: Mapping[str, list[str]]) -> di
         if order not in ("asc", "desc"):
             raise ValueError(f"order must be asc or desc, not {order!r}")
         desc = order == "desc"
-    elif "sort" not in query:
-        desc = True  # hottest first
     limit: int | None = None
     if "limit" in query:
         text = query["limit"][0]
