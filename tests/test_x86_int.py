@@ -467,6 +467,9 @@ def fam_flagops(rng, st) -> Case:
 
 
 def fam_nop(rng, st) -> Case:
+    if rng.random() < 0.3:  # prefetcht0/t1/t2 (0f 18 /1 /2 /3): any address, mapped or not, never faults
+        rm = RM(base=rng.randrange(16), disp=rng.randrange(-128, 128))
+        return enc(b"\x0f\x18", 32, rng.choice((1, 2, 3)), rm, rex8=rng.random() < 0.3), st
     return rng.choice((b"\x90", b"\x66\x90", b"\x0f\x1f\x44\x00\x00", b"\xf3\x90", b"\xf3\x0f\x1e\xfa",
                        b"\x0f\xae\xf0", b"\x0f\xae\xe8", b"\x0f\xae\xf8", b"\x0f\x18\x00", b"\x0f\x0d\x08",
                        b"\x66\x2e\x0f\x1f\x84\x00\x00\x00\x00\x00")), st
