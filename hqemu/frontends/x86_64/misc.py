@@ -54,6 +54,7 @@ FEATURES: tuple[tuple[str, int, str, int, tuple[str, ...]], ...] = (
     ("fpu", 1, "edx", 0, ("fld", "fstp", "fldcw", "fnstcw")),
     ("tsc", 1, "edx", 4, ("rdtsc",)),
     ("cx8", 1, "edx", 8, ("cmpxchg8b",)),
+    ("clflush", 1, "edx", 19, ("clflush",)),  # with the line size in CPUID.1:EBX[15:8]
     ("cmov", 1, "edx", 15, tuple("cmov" + cc for cc in CONDITION_CODES)),
     ("mmx", 1, "edx", 23, ("emms", "paddb")),  # sse.py lifts no mm-register forms yet
     ("fxsr", 1, "edx", 24, ("fxsave", "fxrstor")),
@@ -111,8 +112,9 @@ def cpuid(leaf: int, sub: int = 0) -> tuple[int, int, int, int]:
         ebx, edx, ecx = _words(VENDOR)
         return MAX_BASIC_LEAF, ebx, ecx, edx
     if leaf == 1:
-        # ebx: CLFLUSH line size 8 qwords, one logical processor, APIC id 0
-        return _signature(), 8 << 8 | 1 << 16, _bits(1, "ecx"), _bits(1, "edx")
+        # ebx: the CLFLUSH line size in qwords (only with CLFSH), one logical processor, APIC id 0
+        line = 64 // 8 if has_feature("clflush") else 0
+        return _signature(), line << 8 | 1 << 16, _bits(1, "ecx"), _bits(1, "edx")
     if leaf == 7:
         return (0, _bits(7, "ebx"), 0, 0) if sub == 0 else (0, 0, 0, 0)
     if leaf == 0x80000000:
@@ -302,9 +304,10 @@ def lift_trap(ctx: Ctx) -> None:
 
 
 @lifter("nop", "endbr64", "endbr32", "pause", "lfence", "mfence", "sfence", "prefetchnta",
-        "prefetcht0", "prefetcht1", "prefetcht2", "prefetchw", "prefetch")
+        "prefetcht0", "prefetcht1", "prefetcht2", "prefetchw", "prefetch", "clflush")
 def lift_nop(ctx: Ctx) -> None:
-    """No effect: single-threaded, no caches to hint; a nop's memory operand is not accessed."""
+    """No effect: single-threaded, no caches to hint or flush; a nop's memory operand is not
+    accessed (clflush of an unmapped address does not fault here, as in QEMU)."""
 
 
 __all__ = ["cpuid", "features", "has_feature", "hwcap", "FEATURES", "POLICY_OFF", "VENDOR"]
