@@ -806,6 +806,69 @@ def test_cpuid_feature_has_lifters(name: str) -> None:
             assert not diffs, f"{name}: {probe}: " + "; ".join(diffs)
 
 
+# --- the guest's view of an unimplemented instruction: hqemu's one-line report -------------------
+# mov eax, 1; add rbx, rax; jmp over a ud2; lea rcx, [rip]; 5-byte nop: the instruction under test
+# comes after a block boundary and is not the first of its block
+PRELUDE = bytes.fromhex("b801000000" "4801c3" "eb02" "0f0b" "488d0d00000000" "0f1f440000")
+UNIMPLEMENTED = (("movbe", "0f38f00424", "-llvm-mode none"), ("movbe", "0f38f00424", "-llvm-mode block"),
+                 ("rdrand", "0fc7f0", "-llvm-mode none"), ("xgetbv", "0f01d0", "-llvm-mode none"),
+                 ("paddb", "0ffcc1", "-llvm-mode none"))
+
+
+def _sigill_line(pc: int, code: bytes) -> str:
+    return f"hqemu: uncaught target signal 4 (Illegal instruction) at pc {pc:#x}: instruction bytes " \
+        + " ".join(f"{b:02x}" for b in code)
+
+
+@pytest.mark.parametrize("mnemonic, hexcode, opts", UNIMPLEMENTED, ids=[f"{m}-{o.split()[-1]}"
+                                                                        for m, _, o in UNIMPLEMENTED])
+def test_unimplemented_instruction_report(mnemonic: str, hexcode: str, opts: str, tmp_path) -> None:
+    """An ELF (tests/elfgen.py) runs into an instruction hqemu does not implement: the guest dies
+    of SIGILL (status 132) with one stderr line naming the pc where the ELF has the instruction
+    and exactly its bytes (the length capstone decodes from the file at that address)."""
+    import elfgen
+    import guestrun
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+    insn = bytes.fromhex(hexcode)
+    code = PRELUDE + insn + elfgen.EXIT42
+    image = bytearray(elfgen.minimal())
+    image[0x1000:0x1000 + len(code)] = code
+    image = elfgen.with_phdr(bytes(image), 1, p_filesz=len(code), p_memsz=len(code))
+    path = tmp_path / "prog"
+    path.write_bytes(image)
+    path.chmod(0o755)
+    pc = elfgen.BASE + 0x1000 + len(PRELUDE)  # segment 1 maps file offset 0x1000 there
+    at_pc = next(Cs(CS_ARCH_X86, CS_MODE_64).disasm(image[0x1000 + len(PRELUDE):][:16], pc, 1))
+    assert (at_pc.mnemonic, bytes(at_pc.bytes)) == (mnemonic, insn)
+    r = guestrun.run_hqemu(path, [], guestrun.clean_env(), tmp_path, opts.split(), timeout=120)
+    assert r.returncode == 128 + 4 and r.stdout == b"", r
+    assert r.stderr.decode().splitlines() == [_sigill_line(pc, insn)]
+
+
+@pytest.mark.parametrize("variant", ["x86_64-glibc", "x86_64-musl"])
+def test_ud2_report_names_its_address(variant: str, guest, tmp_path) -> None:
+    """tests/guest/crash_ud2.c: the pc in hqemu's SIGILL line is where the ud2 is in main, as the
+    ELF's symbol table and capstone find it."""
+    import guestrun
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+    from elftools.elf.elffile import ELFFile
+
+    path = guest(variant, "crash_ud2")
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        main = elf.get_section_by_name(".symtab").get_symbol_by_name("main")[0]
+        start, size = main["st_value"], main["st_size"]
+        text = next(s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_flags"] & 1
+                    and s["p_vaddr"] <= start < s["p_vaddr"] + s["p_memsz"])
+        body = text.data()[start - text["p_vaddr"]:][:size]
+    ud2 = [i.address for i in Cs(CS_ARCH_X86, CS_MODE_64).disasm(body, start) if i.mnemonic == "ud2"]
+    assert len(ud2) == 1, ud2
+    r = guestrun.run_hqemu(path, [], guestrun.clean_env(), tmp_path, ["-llvm-mode", "none"], timeout=120)
+    assert r.returncode == 128 + 4, r
+    assert r.stderr.decode().splitlines() == [_sigill_line(ud2[0], b"\x0f\x0b")]
+
+
 def test_init_cpu() -> None:
     cpu = FRONTEND.cpu_struct()
     cpu.rax = 5
