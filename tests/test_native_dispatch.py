@@ -183,6 +183,40 @@ def test_units_chain_natively_until_a_miss(guests, opt):
     assert d.rec.stop == Stop.MISS.value
 
 
+@pytest.mark.parametrize("indirect", [False, True])
+def test_a_unit_chains_through_the_table_its_record_names(guests, indirect):
+    """A jump exit looks its target up in the table of the exit record and tail-calls it
+    (workers/abi.py); a record with no table, and an interrupt request, make it return."""
+    def a(b):
+        b.insn(0x1000, 2)
+        b.put("rax", b.add(b.get("rax"), 5))
+        if indirect:
+            b.exit_ind(b.add(b.get("rbx"), 0x1000))  # rbx = 0x1000: the target is 0x2000
+        else:
+            b.exit("jump", 0x2000)
+
+    def bb(b):
+        b.insn(0x2000, 2)
+        b.put("rax", b.mul(b.get("rax"), 3))
+        b.exit("syscall", 0x2002)
+
+    code = compile_units([unit(0x1000, a), unit(0x2000, bb)])
+    g = guests()
+    table = DispatchTable()
+    for pc, addr in code.items():
+        table.install(pc, addr)
+    rec = dmod.ExitRecord()
+    call = native().function(code[0x1000])
+    cases = ((0, 0, 0x2000, 15), (table.addr, 0, 0x2002, 45), (table.addr, 1, 0x2000, 15))
+    for words, request, want_pc, want_rax in cases:
+        g.set(rax=10, rbx=0x1000)
+        rec.words, rec.mask, rec.request, rec.units = words, table.mask, request, 0
+        assert call(ctypes.addressof(g.cpu), g.mem.base, ctypes.addressof(rec)) == want_pc
+        assert g.get("rax") == want_rax and rec.units == (want_pc == 0x2002)
+        assert rec.unit_pc == (0x2000 if want_pc == 0x2002 else 0)
+        rec.unit_pc = 0
+
+
 def test_exit_kinds_come_back_to_python(guests):
     def a(b):
         b.insn(0x1000, 2)

@@ -5,9 +5,10 @@ globals live at their byte offsets in %state (i128 as 16 little-endian bytes), g
 is host address %membase + a, the return value is the next guest pc and *exitinfo receives the
 exit kind's index in EXIT_KINDS (0 = jump) on every exit.
 
-The exit info record (EXITINFO_*: i64 slots at fixed byte offsets; the native dispatcher,
-hqemu/native/dispatch.py, appends its own fields after EXITINFO_SIZE): besides the kind, the
-unit adds each IR block's guest instruction count to the ICOUNT slot when the block is entered,
+The exit info record (EXITINFO_*: i64 slots at fixed byte offsets, laid out in workers/abi.py;
+the native dispatcher, hqemu/native/dispatch.py, appends its own fields after EXITINFO_SIZE):
+besides the kind, the unit counts each IR block's guest instructions when the block is entered
+and adds the count to the ICOUNT slot when it exits (a fault loses it),
 writes the guest pc of every instruction that touches guest memory to INSN_PC with a volatile
 store (so a SIGSEGV handler knows which guest instruction faulted, whatever LLVM reordered
 around it), and sets IN_HELPER to 1 while a helper runs (a fault then is the host's own).
@@ -22,6 +23,11 @@ SSA values, so a hot loop keeps guest registers in host registers.
 Traces: a `jump` exit (exit, exit_if, or exit_ind at run time) to the pc of one of the unit's
 blocks branches to that block when the unit has several blocks, exactly as
 hqemu.ir.interp.run_block continues there; other exits return.
+
+Chaining: a `jump` exit to any other pc stores the state back, then looks the pc up in the
+dispatch table named by the exit record (workers/abi.py) and tail-calls the unit installed
+there, as hqemu_dispatch's loop would, so native code flows from unit to unit without the
+round trip through the dispatcher; it returns only on a miss or an interrupt request.
 
 Each op has a function lower_<opname>(fn, op) (checked against OPS at import). Where the IR
 leaves a result undefined, the code still computes what the reference interpreter computes
@@ -44,18 +50,30 @@ from collections.abc import Callable
 
 from hqemu.ir import EXIT_KINDS, F32, F64, HELPERS, I64, I128, OPS, Const, F, Op, Temp, Ty, Unit, Value
 
+from .abi import (
+    ABORT,
+    EMPTY,
+    EXITINFO_FAULT_ADDR,
+    EXITINFO_ICOUNT,
+    EXITINFO_IN_HELPER,
+    EXITINFO_INSN_PC,
+    EXITINFO_KIND,
+    EXITINFO_MASK,
+    EXITINFO_REQUEST,
+    EXITINFO_SIZE,
+    EXITINFO_UNIT_PC,
+    EXITINFO_UNITS,
+    EXITINFO_WORDS,
+    HASH_MUL,
+    TOMB,
+)
+
 ENTRY_ARGS = "ptr noalias %state, ptr %membase, ptr noalias %exitinfo"
 HELPER_PREFIX = "hqemu_helper_"
-ABORT = (1 << 64) - 1  # *exitinfo after a helper raised; the caller re-raises its exception
-
-# The exit info record the units write: byte offsets of its i64 slots (see the module doc).
-EXITINFO_KIND = 0  # EXIT_KINDS index of the exit taken, or ABORT
-EXITINFO_INSN_PC = 8  # guest pc of the last started instruction that accesses guest memory
-EXITINFO_ICOUNT = 16  # guest instructions entered in native code (cumulative; callers reset it)
-EXITINFO_FAULT_ADDR = 24  # guest address of a faulting access (written by the fault handler)
-EXITINFO_IN_HELPER = 32  # 1 while a helper runs: a host fault then is not a guest access
-EXITINFO_SIZE = 40  # bytes the units touch; a caller's record may be longer, never shorter
-
+# exit info slots a unit addresses, by the name of its %x.<slot> pointer
+_INFO_OFFSETS = {"insn_pc": EXITINFO_INSN_PC, "icount": EXITINFO_ICOUNT, "in_helper": EXITINFO_IN_HELPER,
+                 "unit_pc": EXITINFO_UNIT_PC, "units": EXITINFO_UNITS, "request": EXITINFO_REQUEST,
+                 "words": EXITINFO_WORDS, "mask": EXITINFO_MASK}
 _LLTY = {"f32": "float", "f64": "double"}
 _ICMP = {"eq": "eq", "ne": "ne", "ltu": "ult", "leu": "ule", "gtu": "ugt", "geu": "uge",
          "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
@@ -139,6 +157,7 @@ class _Fn:
                 elif op.name in ("ld", "st") and marker is not None:
                     self.mem_insns.add(id(marker))
         self.info_slots: set[str] = set()  # exit info slots the function addresses (%x.<slot>)
+        self.chain = True  # jump exits tail-call the unit installed at their target (chain_to)
         self.used = {v.id for op in unit.ops() for v in op.ins if isinstance(v, Temp)}  # temps read
 
     def _find_spills(self) -> None:
@@ -228,14 +247,80 @@ class _Fn:
 
     # --- exits ---------------------------------------------------------------------------
     def exit_stub(self, kind: str, pc_operand: str) -> str:
-        """A block that stores the written globals back and returns; its label."""
+        """A block that stores the written globals back and returns (a jump exit first tries
+        to chain to the unit installed at its target); its label."""
         label = self.label("x")
         out = [f"{label}:"]
         self.store_back(out)
+        self.flush_icount(out)
+        if kind == "jump" and self.chain:
+            self.chain_to(out, pc_operand)
         out.append(f"  store i64 {EXIT_KINDS.index(kind)}, ptr %exitinfo, align 8")
         out.append(f"  ret i64 {pc_operand}")
         self.tail += out
         return label
+
+    def flush_icount(self, out: list[str]) -> None:
+        """Add the guest instructions this unit entered to the record's count. A loop keeps its
+        count in a register this way: adding to the record in every block made a chain of
+        read-modify-writes through memory, ~5 cycles a block. A fault loses the unit's count."""
+        n = self.label("")
+        p = self.info("icount")
+        out += [f"  %ic{n}.l = load i64, ptr %icount, align 8",
+                f"  %ic{n}.r = load i64, ptr {p}, align 8",
+                f"  %ic{n}.s = add i64 %ic{n}.r, %ic{n}.l",
+                f"  store i64 %ic{n}.s, ptr {p}, align 8"]
+
+    def chain_to(self, out: list[str], pc: str) -> None:
+        """Look pc up in the dispatch table as hqemu_dispatch does and tail-call the unit found
+        (the state is in memory already); on a miss, an interrupt request or a record with no
+        table, fall through to the return after `out`. The jump is this exit's own indirect
+        branch, which the host predicts far better than the dispatcher's single call site."""
+        n = self.label("")
+        x = {s: self.info(s) for s in ("words", "mask", "request", "unit_pc", "units")}
+        miss, probe, other, step, hit, go = (f"ch{n}.{s}" for s in ("miss", "probe", "other", "step", "hit", "go"))
+        out += [f"  %ch{n}.w = load ptr, ptr {x['words']}, align 8",
+                f"  %ch{n}.has = icmp ne ptr %ch{n}.w, null"]
+        if pc.startswith("%"):  # the EMPTY and TOMB keys are no guest pc (a constant pc never is)
+            out += [f"  %ch{n}.low = icmp ult i64 {pc}, {_int_lit(TOMB, 64)}",
+                    f"  %ch{n}.ok = and i1 %ch{n}.has, %ch{n}.low"]
+        else:
+            out.append(f"  %ch{n}.ok = and i1 %ch{n}.has, true")
+        out += [f"  br i1 %ch{n}.ok, label %ch{n}.hash, label %{miss}",
+                f"ch{n}.hash:",
+                f"  %ch{n}.mask = load i64, ptr {x['mask']}, align 8",
+                f"  %ch{n}.h0 = mul i64 {pc}, {_int_lit(HASH_MUL, 64)}",
+                f"  %ch{n}.h1 = lshr i64 %ch{n}.h0, 32",
+                f"  %ch{n}.i0 = and i64 %ch{n}.h1, %ch{n}.mask",
+                f"  br label %{probe}",
+                f"{probe}:",
+                f"  %ch{n}.i = phi i64 [ %ch{n}.i0, %ch{n}.hash ], [ %ch{n}.i2, %{step} ]",
+                f"  %ch{n}.slot = getelementptr inbounds [2 x i64], ptr %ch{n}.w, i64 %ch{n}.i",
+                # acquire: the code address written before the key is visible once the key is
+                f"  %ch{n}.k = load atomic i64, ptr %ch{n}.slot acquire, align 8",
+                f"  %ch{n}.eq = icmp eq i64 %ch{n}.k, {pc}",
+                f"  br i1 %ch{n}.eq, label %{hit}, label %{other}",
+                f"{other}:",
+                f"  %ch{n}.empty = icmp eq i64 %ch{n}.k, {_int_lit(EMPTY, 64)}",
+                f"  br i1 %ch{n}.empty, label %{miss}, label %{step}",
+                f"{step}:",
+                f"  %ch{n}.i1 = add i64 %ch{n}.i, 1",
+                f"  %ch{n}.i2 = and i64 %ch{n}.i1, %ch{n}.mask",
+                f"  br label %{probe}",
+                f"{hit}:",
+                f"  %ch{n}.cp = getelementptr inbounds i8, ptr %ch{n}.slot, i64 8",
+                f"  %ch{n}.code = load ptr, ptr %ch{n}.cp, align 8",
+                f"  %ch{n}.rq = load volatile i64, ptr {x['request']}, align 8",
+                f"  %ch{n}.idle = icmp eq i64 %ch{n}.rq, 0",
+                f"  br i1 %ch{n}.idle, label %{go}, label %{miss}",
+                f"{go}:",
+                f"  store i64 {pc}, ptr {x['unit_pc']}, align 8",
+                f"  %ch{n}.u = load i64, ptr {x['units']}, align 8",
+                f"  %ch{n}.u1 = add i64 %ch{n}.u, 1",
+                f"  store i64 %ch{n}.u1, ptr {x['units']}, align 8",
+                f"  %ch{n}.r = musttail call i64 %ch{n}.code(ptr %state, ptr %membase, ptr %exitinfo)",
+                f"  ret i64 %ch{n}.r",
+                f"{miss}:"]
 
     def target(self, kind: str, pc: int) -> str:
         """The label an exit to (kind, pc) goes to: a block of the unit, or a new exit stub."""
@@ -676,7 +761,9 @@ def lower_call(fn: _Fn, op: Op) -> None:
     bad = fn.tmp(f"icmp eq i64 {e}, {_int_lit(ABORT, 64)}")
     cont, abort = fn.label("c"), fn.label("abort")
     fn.emit(f"br i1 {bad}, label %{abort}, label %{cont}, !prof !0")
-    fn.tail += [f"{abort}:", f"  ret i64 {_int_lit(fn.cur_pc, 64)}"]
+    fn.tail.append(f"{abort}:")
+    fn.flush_icount(fn.tail)
+    fn.tail.append(f"  ret i64 {_int_lit(fn.cur_pc, 64)}")
     fn.start(cont)
     if writes:
         fn.reload()
@@ -687,25 +774,26 @@ LOWER: dict[str, Callable[[_Fn, Op], None]] = {
 assert set(LOWER) == set(OPS), f"lower.py: ops without a lowering: {sorted(set(OPS) - set(LOWER))}"
 
 
-def lower_unit(unit: Unit, name: str, fault_pcs: bool = True) -> str:
+def lower_unit(unit: Unit, name: str, fault_pcs: bool = True, chain: bool = True) -> str:
     """The LLVM IR text (a module with one function @name) of a unit. fault_pcs=False leaves
     out the INSN_PC stores: faults then report the pc of an earlier instruction, but loops
-    with memory accesses can be vectorized (LLVM does not vectorize volatile accesses)."""
+    with memory accesses can be vectorized (LLVM does not vectorize volatile accesses).
+    chain=False: every jump exit returns to the caller (the dispatcher looks the pc up)."""
     if not unit.blocks:
         raise LowerError("unit has no blocks")
     if not _IDENT.match(name):
         raise LowerError(f"bad function name {name!r}")
     fn = _Fn(unit, name)
     fn.fault_pcs = fault_pcs
+    fn.chain = chain
     for i, b in enumerate(unit.blocks):
         fn.vals = {}
         fn.cur_pc = b.pc
         fn.start(f"b{i}")
         n_insns = sum(1 for op in b.ops if op.name == "insn")
-        if n_insns:
-            p = fn.info("icount")
-            c = fn.tmp(f"load i64, ptr {p}, align 8")
-            fn.emit(f"store i64 {fn.tmp(f'add i64 {c}, {n_insns}')}, ptr {p}, align 8")
+        if n_insns:  # counted in a local (a register once promoted), added to the record at exits
+            c = fn.tmp("load i64, ptr %icount, align 8")
+            fn.emit(f"store i64 {fn.tmp(f'add i64 {c}, {n_insns}')}, ptr %icount, align 8")
         ended = False
         for k, op in enumerate(b.ops):
             if ended:
@@ -733,9 +821,9 @@ def _module(fn: _Fn) -> str:
     for tid in sorted(fn.spilled):
         entry.append(f"  %a.t{tid} = alloca {llty(fn.temp_ty[tid])}")
     entry += fn.entry_extra
+    entry += ["  %icount = alloca i64, align 8", "  store i64 0, ptr %icount, align 8"]
     for slot in sorted(fn.info_slots):
-        off = {"insn_pc": EXITINFO_INSN_PC, "icount": EXITINFO_ICOUNT, "in_helper": EXITINFO_IN_HELPER}[slot]
-        entry.append(f"  %x.{slot} = getelementptr inbounds i8, ptr %exitinfo, i64 {off}")
+        entry.append(f"  %x.{slot} = getelementptr inbounds i8, ptr %exitinfo, i64 {_INFO_OFFSETS[slot]}")
     if fn.has_calls:  # a stale ABORT from an earlier run must not look like a helper's
         entry.append("  store i64 0, ptr %exitinfo, align 8")
     entry.append("  br label %b0")
@@ -751,4 +839,4 @@ def _module(fn: _Fn) -> str:
 
 __all__ = ["ABORT", "ENTRY_ARGS", "EXITINFO_FAULT_ADDR", "EXITINFO_ICOUNT", "EXITINFO_INSN_PC",
            "EXITINFO_IN_HELPER", "EXITINFO_KIND", "EXITINFO_SIZE", "HELPER_PREFIX", "LOWER", "LowerError",
-           "literal", "llty", "lower_unit"]
+           "literal", "llty", "lower_unit"]  # the EXITINFO_* names are workers.abi's, kept here for callers

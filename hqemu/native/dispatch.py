@@ -58,30 +58,30 @@ from typing import Any
 
 from hqemu.errors import HqemuError
 from hqemu.ir import EXIT_KINDS
-from workers.lower import (
+from workers.abi import (
     ABORT,
+    EMPTY,
     EXITINFO_FAULT_ADDR,
     EXITINFO_ICOUNT,
     EXITINFO_IN_HELPER,
     EXITINFO_INSN_PC,
     EXITINFO_KIND,
+    EXITINFO_MASK,
+    EXITINFO_REQUEST,
     EXITINFO_SIZE,
+    EXITINFO_UNIT_PC,
+    EXITINFO_UNITS,
+    EXITINFO_WORDS,
+    HASH_MUL,
+    TOMB,
+    slot_of,
 )
 
 from . import faults
 from .loader import native
 
-EMPTY = (1 << 64) - 1  # key of a slot never used
-TOMB = (1 << 64) - 2  # key of a removed entry (probing goes on past it)
-HASH_MUL = 0x9E3779B97F4A7C15  # Fibonacci hashing: x86 pcs cluster, their products do not
 MIN_CAPACITY = 1 << 16
-_M64 = (1 << 64) - 1
 JMPBUF_BYTES = 512  # glibc's sigjmp_buf: 200 bytes on x86-64, 312 on AArch64
-
-
-def slot_of(pc: int, mask: int) -> int:
-    """The first slot probed for pc (the IR computes the same)."""
-    return ((pc * HASH_MUL & _M64) >> 32) & mask
 
 
 # --- the exit record: the units' part (workers/lower.py), then the dispatcher's --------------
@@ -104,6 +104,11 @@ class ExitRecord(ctypes.Structure):
         ("icount", ctypes.c_uint64),  # guest instructions entered in native code (cumulative)
         ("fault_addr", ctypes.c_uint64),  # guest address of the last fault
         ("in_helper", ctypes.c_uint64),  # 1 while a helper runs
+        ("unit_pc", ctypes.c_uint64),  # guest pc of the last unit entered
+        ("units", ctypes.c_uint64),  # units entered (native transitions, cumulative)
+        ("request", ctypes.c_uint64),  # nonzero: return at the next transition
+        ("words", ctypes.c_uint64),  # the table's array while a run is on (units chain through it)
+        ("mask", ctypes.c_uint64),  # its capacity - 1
         # --- the dispatcher's fields (after the units' EXITINFO_SIZE bytes) ---
         ("stop", ctypes.c_uint64),  # Stop value of the last return
         ("armed", ctypes.c_uint64),  # 1 while the jump buffer is valid (guest code may run)
@@ -111,9 +116,6 @@ class ExitRecord(ctypes.Structure):
         ("signo", ctypes.c_uint64),  # signal of the last fault
         ("host_addr", ctypes.c_uint64),  # host address of the last fault (si_addr)
         ("host_pc", ctypes.c_uint64),  # host instruction of the last fault (x86-64 hosts only)
-        ("unit_pc", ctypes.c_uint64),  # guest pc of the last unit entered
-        ("units", ctypes.c_uint64),  # units entered (native transitions, cumulative)
-        ("request", ctypes.c_uint64),  # nonzero: return at the next transition
         ("state", ctypes.c_uint64),  # hqemu_run's CPU state address
         ("table", ctypes.c_uint64),  # hqemu_run's TableHeader address
         ("jmpbuf", ctypes.c_uint8 * JMPBUF_BYTES),  # sigjmp_buf of the running hqemu_dispatch
@@ -124,8 +126,10 @@ def _off(name: str) -> int:
     return getattr(ExitRecord, name).offset
 
 
-assert tuple(map(_off, ("kind", "insn_pc", "icount", "fault_addr", "in_helper", "stop"))) == (
-    EXITINFO_KIND, EXITINFO_INSN_PC, EXITINFO_ICOUNT, EXITINFO_FAULT_ADDR, EXITINFO_IN_HELPER, EXITINFO_SIZE)
+assert tuple(map(_off, ("kind", "insn_pc", "icount", "fault_addr", "in_helper", "unit_pc", "units", "request",
+                        "words", "mask", "stop"))) == (
+    EXITINFO_KIND, EXITINFO_INSN_PC, EXITINFO_ICOUNT, EXITINFO_FAULT_ADDR, EXITINFO_IN_HELPER, EXITINFO_UNIT_PC,
+    EXITINFO_UNITS, EXITINFO_REQUEST, EXITINFO_WORDS, EXITINFO_MASK, EXITINFO_SIZE)
 assert _off("jmpbuf") % 16 == 0
 
 
@@ -219,9 +223,15 @@ entry:
 run:
   %hp = getelementptr inbounds i8, ptr %info, i64 {o['in_helper']}
   store volatile i64 0, ptr %hp, align 8
+  ; the units chain through the table while this run is on (it cannot move meanwhile)
+  %wdp = getelementptr inbounds i8, ptr %info, i64 {o['words']}
+  store ptr %table, ptr %wdp, align 8
+  %mkp = getelementptr inbounds i8, ptr %info, i64 {o['mask']}
+  store i64 %mask, ptr %mkp, align 8
   store volatile i64 1, ptr %armed, align 8
   %next = call i64 @hqemu_dispatch_loop(ptr %state, ptr %membase, ptr %info, ptr %table, i64 %mask, i64 %pc)
   store volatile i64 0, ptr %armed, align 8
+  store ptr null, ptr %wdp, align 8
   ret i64 %next
 fault:
   ; the handler disarmed the record and wrote the fault's fields

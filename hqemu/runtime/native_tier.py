@@ -72,6 +72,8 @@ def _load(obj: bytes, entry: str) -> int:
     return addr if addr is not None else nc.load(obj, entry)
 
 
+YIELD_EVERY = 0.005  # seconds between GIL hand-overs by the guest thread (NativeTier.enter)
+YIELD_SLEEP = 50e-6  # seconds the guest thread sleeps then: a waiting thread wakes in that time
 MERGE_WINDOW = 0.1  # seconds of samples per trace-merging decision (hybridm): ~20 at 5 ms
 
 
@@ -86,6 +88,7 @@ class NativeTier:
         p = env.params
         self.mode = p.llvm_mode
         self.disp = Dispatcher(env)
+        self._next_yield = 0.0  # time.monotonic() of the next GIL hand-over (enter)
         self.native_pcs: set[int] = set()  # guest pcs whose QuickBlock enters native code
         self.traces: list[InstalledTrace] = []  # in installation order
         self.failed: list[InstalledTrace] = []  # traces whose compile failed (the status endpoint lists them)
@@ -129,6 +132,8 @@ class NativeTier:
 
     def enter(self, pc: int) -> int:
         """Run native code from pc; return the guest pc where the quick tier goes on."""
+        if time.monotonic() >= self._next_yield:
+            self._yield_gil()
         kind, npc, fault = self.disp.run(pc)
         if kind == "jump":
             return npc
@@ -136,6 +141,19 @@ class NativeTier:
             return self.engine.do_syscall(npc)
         detail = f"bad access at 0x{fault:x}" if fault is not None else ""
         raise GuestSignal(SIGNALS[kind], npc, detail)
+
+    def _yield_gil(self) -> None:
+        """Let the other threads (installer, sampler, status server) take the GIL.
+
+        Every native run releases the GIL and takes it back when it returns. A guest that
+        crosses between native code and the quick tier many thousand times a second takes it
+        back before a waiting thread is scheduled, and CPython's forced switch never comes:
+        a waiter asks for it only after a whole switch interval without any switch. Seen:
+        compiled traces waited seconds for the installer (calls kernel, 330k returns to
+        Python). A short sleep hands the GIL over for certain; it costs ~1% of such a run.
+        """
+        time.sleep(YIELD_SLEEP)
+        self._next_yield = time.monotonic() + YIELD_EVERY
 
     def install(self, pc: int, addr: int) -> None:
         """Patch native code for guest pc in: the dispatch table first, then the quick block."""
@@ -258,12 +276,11 @@ class NativeTier:
         MERGE_WINDOW, hand the sampler's window to trace merging."""
         next_window = 0.0
         while not self._stop.is_set():
-            if self.pool is None:  # not started yet: every trace so far came from the code cache
-                self._stop.wait(0.01)
-                continue
-            with self._lock:
-                results = self.pool.poll()
-                busy = self.pool.in_flight or self.pool.depth
+            results, busy = [], False
+            if self.pool is not None:  # None until a trace is not in the code cache
+                with self._lock:
+                    results = self.pool.poll()
+                    busy = self.pool.in_flight or self.pool.depth
             for r in results:
                 facts, generation, *rest = r.meta
                 key = rest[0] if rest else None  # the object cache's key, when it is on
