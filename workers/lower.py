@@ -278,7 +278,8 @@ class _Fn:
         branch, which the host predicts far better than the dispatcher's single call site."""
         n = self.label("")
         x = {s: self.info(s) for s in ("words", "mask", "request", "unit_pc", "units")}
-        miss, probe, other, step, hit, go = (f"ch{n}.{s}" for s in ("miss", "probe", "other", "step", "hit", "go"))
+        miss, probe, other, step, hit, go = (f"ch{n}.{s}"
+                                             for s in ("miss", "probe", "other", "step", "hit", "go"))
         out += [f"  %ch{n}.w = load ptr, ptr {x['words']}, align 8",
                 f"  %ch{n}.has = icmp ne ptr %ch{n}.w, null"]
         if pc.startswith("%"):  # the EMPTY and TOMB keys are no guest pc (a constant pc never is)

@@ -128,8 +128,8 @@ def _off(name: str) -> int:
 
 assert tuple(map(_off, ("kind", "insn_pc", "icount", "fault_addr", "in_helper", "unit_pc", "units", "request",
                         "words", "mask", "stop"))) == (
-    EXITINFO_KIND, EXITINFO_INSN_PC, EXITINFO_ICOUNT, EXITINFO_FAULT_ADDR, EXITINFO_IN_HELPER, EXITINFO_UNIT_PC,
-    EXITINFO_UNITS, EXITINFO_REQUEST, EXITINFO_WORDS, EXITINFO_MASK, EXITINFO_SIZE)
+    EXITINFO_KIND, EXITINFO_INSN_PC, EXITINFO_ICOUNT, EXITINFO_FAULT_ADDR, EXITINFO_IN_HELPER,
+    EXITINFO_UNIT_PC, EXITINFO_UNITS, EXITINFO_REQUEST, EXITINFO_WORDS, EXITINFO_MASK, EXITINFO_SIZE)
 assert _off("jmpbuf") % 16 == 0
 
 
