@@ -142,8 +142,7 @@ def test_unmasked_exceptions_are_sigfpe() -> None:
         ex, got = T.run_hqemu(code, s, precise=True)
         trapped = host_traps(code, s)
         insn = T.decode(code)
-        what = f"{insn.mnemonic} {insn.op_str} [{code.hex()}] mxcsr={s.mxcsr:#x} xmm0-2=" \
-               f"{[f'{x:032x}' for x in s.xmm[:3]]}"
+        what = f"{insn.mnemonic} {insn.op_str} [{code.hex()}] mxcsr={s.mxcsr:#x}" + T.describe_input(code, s)
         if trapped:
             assert ex == ("sigfpe", T.CODE), f"{what}: the host traps, hqemu exits {ex}"
         else:

@@ -633,13 +633,40 @@ def diff(got: State, want: State, fields: tuple[str, ...] = ALL_FIELDS) -> list[
     return out
 
 
+def describe_input(code: bytes, s: State, x87: bool = False) -> str:
+    """The part of the input state the instruction uses, for a mismatch report: each register
+    it reads or writes (capstone's regs_access, explicit and implicit), the flags, MXCSR, the
+    bytes of each memory operand (and maskmovdqu's [rdi] block), the x87 stack for x87 cases."""
+    from x86oracle import mem_operands, window
+
+    from hqemu.frontends.x86_64.operands import REGS
+
+    insn = decode(code)
+    read, written = insn.regs_access()
+    names = {insn.reg_name(r) for r in (*read, *written)}
+    used = {REGS[n][0] for n in names if n in REGS}
+    lines = ["  input: " + " ".join([f"xmm{i}={s.xmm[i]:032x}" for i in range(16) if f"xmm{i}" in used]
+                                    + [f"{r}={s.gpr[r]:#x}" for r in GPRS if r in used]),
+             f"  mxcsr={s.mxcsr:#x} flags: " + " ".join(f"{f}={v}" for f, v in s.flags.items())]
+    places = mem_operands(code, s.gpr, pc=CODE)
+    if insn.mnemonic == "maskmovdqu":
+        places.append((s.gpr["rdi"], 16))
+    for addr, n in places:
+        shown = window(s.mem, DATA, addr, n)
+        lines.append(f"  memory {addr:#x}+{n}: {shown}" if shown else f"  memory {addr:#x}: outside the data")
+    if x87:
+        lines.append(f"  x87: cw={s.fpu_cw:#06x} sw={s.fpu_sw:#06x} top={s.fpu_top} tag={s.fpu_tag:#04x} "
+                     + " ".join(f"R{p}={se:04x}:{m:016x}" for p, (m, se) in enumerate(s.st)))
+    return "\n" + "\n".join(lines)
+
+
 def check(code: bytes, s: State, got: State, what: str = "", fields=ALL_FIELDS, differ=diff,
           x87: bool = False) -> None:
     """hqemu's result must equal the host CPU's (when it can run the instruction) and Unicorn's,
     except where Unicorn itself disagrees with the host CPU (counted in UNICORN_DEVIATIONS)."""
     insn = decode(code)
     ctx = f"{insn.mnemonic} {insn.op_str} [{code.hex()}] {what}"
-    inputs = f"\n  input xmm0-7: {[f'{x:032x}' for x in s.xmm[:8]]}"
+    inputs = describe_input(code, s, x87)
     bad_u = differ(got, uni().run(code, s, x87), fields)
     nat = native()
     if nat is None:

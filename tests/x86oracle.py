@@ -268,5 +268,73 @@ def compare(want: Outcome, got: Outcome, ignore: frozenset[str] = frozenset()) -
     return out
 
 
+# --- mismatch reports -------------------------------------------------------------------------
+_CS = None
+
+
+def _decode(code: bytes, pc: int = CODE):
+    global _CS
+    if _CS is None:
+        from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+        _CS = Cs(CS_ARCH_X86, CS_MODE_64)
+        _CS.detail = True
+    return next(_CS.disasm(code, pc, 1), None)
+
+
+def mem_operands(code: bytes, regs: dict[str, int], fs_base: int = 0, gs_base: int = 0,
+                 pc: int = CODE) -> list[tuple[int, int]]:
+    """(address, size) of each explicit memory operand of the instruction at the start of code,
+    from the register values regs (64-bit names); segment bases and 0x67 truncation applied."""
+    from capstone import x86_const as X
+
+    from hqemu.frontends.x86_64.operands import REGS
+
+    insn = _decode(code, pc)
+    if insn is None:
+        return []
+    out = []
+    for op in insn.operands:
+        if op.type != X.X86_OP_MEM:
+            continue
+        m = op.mem
+        addr = m.disp
+        for reg, scale in ((m.base, 1), (m.index, m.scale)):
+            if reg:
+                name = insn.reg_name(reg)
+                if name == "rip":
+                    addr += pc + insn.size
+                elif name in REGS:
+                    g, off, bits = REGS[name]
+                    addr += scale * ((regs[g] >> off) & ((1 << bits) - 1))
+        if insn.addr_size == 4:
+            addr &= 0xFFFFFFFF
+        seg = insn.reg_name(m.segment) if m.segment else ""
+        addr += {"fs": fs_base, "gs": gs_base}.get(seg, 0)
+        out.append((addr & M64, max(op.size, 1)))
+    return out
+
+
+def window(data: bytes, base: int, addr: int, n: int) -> str:
+    """n bytes of data (which starts at guest address base) from addr, as hex; '' outside it."""
+    lo, hi = max(addr - base, 0), min(addr - base + n, len(data))
+    return data[lo:hi].hex() if lo < hi else ""
+
+
+def describe_state(code: bytes, st: State) -> str:
+    """The input state a case ran from, as the report of a mismatch shows it: every GPR, the
+    flags, the segment bases, and the data bytes at each memory operand and at the stack top."""
+    regs = dict(zip(GPRS, st.regs))
+    lines = ["  input: " + " ".join(f"{r}={v:#x}" for r, v in regs.items()),
+             "  flags: " + " ".join(f"{f}={v}" for f, v in st.flags.items())
+             + f" (rflags {st.eflags():#x}) fs_base={st.fs_base:#x} gs_base={st.gs_base:#x}"]
+    for addr, n in [*mem_operands(code, regs, st.fs_base, st.gs_base), (regs["rsp"], 16)]:
+        n = max(n, 8)
+        shown = window(st.data, DATA, addr, n)
+        lines.append(f"  memory {addr:#x}+{n}: {shown}" if shown else f"  memory {addr:#x}: outside the data")
+    return "\n".join(lines)
+
+
 __all__ = ["CODE", "DATA", "DATA_SIZE", "State", "Outcome", "FakeMemory", "run_unicorn", "run_hqemu",
-           "compare", "rand_value", "make_env", "outcome_of", "EDGES", "FLAGS"]
+           "compare", "rand_value", "make_env", "outcome_of", "EDGES", "FLAGS", "describe_state",
+           "mem_operands", "window"]
