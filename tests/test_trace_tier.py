@@ -128,3 +128,44 @@ def test_sampled_merging_keeps_the_output(int_loop, tmp_path):
     guestrun.assert_same_run(native, emu, what="int_loop hybridm")
     t = json.loads(stats.read_text())["traces"]
     assert t["merged"] == sum(n for v, n in t["versions"].items() if int(v) > 1)
+
+
+SELF_LOOP_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+static unsigned v[1500];
+int main(int argc, char **argv) {
+    long rounds = atol(argv[1]);
+    unsigned long s = 1;
+    for (long r = 0; r < rounds; r++) {
+        for (long i = 0; i < 1500; i++)     /* one guest block that jumps to itself */
+            s = s * 31 + v[i];
+        v[r % 1500] = (unsigned)s;
+    }
+    printf("%lu\n", s);
+    return 0;
+}
+"""
+
+
+def test_a_block_looping_on_itself_becomes_a_trace(tmp_path):
+    """The quick tier runs a block that jumps to its own head up to 1024 times inside one call,
+    so the engine sees one arrival at the head per 1024 back edges: a loop entered fewer than
+    --hot-threshold times that iterates ~1500 times never got hot. Each return now counts
+    as the back edges it took. Oracle: the native output, and the quick-tier instruction
+    counts of a short and a long run (the extra rounds must run natively)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is missing")
+    prog = tmp_path / "selfloop"
+    (tmp_path / "selfloop.c").write_text(SELF_LOOP_C)
+    subprocess.run(["gcc", "-O2", "-static", "-o", str(prog), str(tmp_path / "selfloop.c")], check=True)
+    quick = {}
+    for rounds in (5, 45):  # both below the hot threshold of 50 entries
+        native = guestrun.run_native(prog, [str(rounds)])
+        stats = tmp_path / f"stats-{rounds}.json"
+        emu = guestrun.run_hqemu(prog, [str(rounds)], None, tmp_path,
+                                 ("-llvm-mode", "hybrids", "-stats-file", str(stats)))
+        guestrun.assert_same_run(native, emu, what=f"selfloop {rounds}")
+        quick[rounds] = json.loads(stats.read_text())["tiers"]["quick_insns"]
+    extra_loop_insns = 40 * 1500 * 4  # at least 4 guest instructions per iteration
+    assert quick[45] - quick[5] < extra_loop_insns // 20, quick

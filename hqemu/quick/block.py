@@ -66,6 +66,13 @@ class QuickBlock:
     def unit(self, unit: Unit | None) -> None:
         self._unit, self._unit_text = unit, None
 
+    @property
+    def loops(self) -> bool:
+        """Whether fn takes its own back edge inside one call (the generator's loop mode: the
+        function returns its own pc only when its budget of back edges is spent)."""
+        code = getattr(self.fn, "__code__", None)
+        return code is not None and "lim" in code.co_varnames
+
     def unit_text(self) -> str | None:
         """format_unit(self.unit), without parsing a cached block's IR."""
         if self._unit_text is None and self._unit is not None:

@@ -191,7 +191,10 @@ class Engine:
             if blk.pc in native_pcs:
                 hot = rec.profile(None, nxt, Edge.TRACE_EXIT)
             else:
-                hot = rec.profile(blk, nxt)
+                # a block looping on itself in the quick tier came back after its budget of back
+                # edges: each was an arrival at its head that the loop never saw
+                hot = rec.profile(blk, nxt) if nxt is not blk or not blk.loops else \
+                    rec.profile(blk, nxt, arrivals=self.env.params.quick_loop_iters)
                 head = heads.get(pc)
                 if head is None or head.status not in waiting:
                     if blk.next0 is None:

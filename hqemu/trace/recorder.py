@@ -109,10 +109,11 @@ class TraceRecorder:
         self.generation = 0  # bumped by reset(): traces of older generations are stale
 
     # --- IDLE: profiling ---------------------------------------------------------------
-    def profile(self, src: Any, dst: Any, kind: Edge | None = None) -> bool:
+    def profile(self, src: Any, dst: Any, kind: Edge | None = None, arrivals: int = 1) -> bool:
         """Control went from block src to block dst (src may be None for Edge.TRACE_EXIT):
         count the arrival if it makes dst a candidate head; True if dst is now hot, i.e. the
-        engine should call start(dst) before running it."""
+        engine should call start(dst) before running it. arrivals > 1: the edge was taken that
+        many times unseen (a quick-tier block looping on itself inside one call)."""
         if self.state is not _IDLE:
             return False
         dst_pc = dst.pc
@@ -129,7 +130,7 @@ class TraceRecorder:
             self.stats.candidate_heads += 1
         if head.status is not _CANDIDATE:
             return False
-        head.count += 1
+        head.count += arrivals
         return self.policy.is_hot(head.count)
 
     def start(self, head_blk: Any) -> bool:
