@@ -170,3 +170,17 @@ def test_sampler_thread_counts_and_stops():
     s.read_pc = lambda: 0x2000
     s.sample()
     assert s.take_window() == {0x2000: 1} and s.take_window() == {}
+
+
+def test_indirect_edges_are_sampled_in_native_code_only():
+    state = {"pc": -1, "edge": (0x1000, 0x2000)}
+    s = Sampler(lambda: state["pc"], read_edge=lambda: state["edge"])
+    s.sample()  # in Python: no edge is read
+    state["pc"] = 0x1000
+    s.sample()
+    s.sample()
+    state["edge"] = (0, 0)  # no indirect jump taken yet
+    s.sample()
+    assert s.take_edges() == {(0x1000, 0x2000): 2}
+    assert s.take_edges() == {}
+    assert (s.total, s.python, s.counts[0x1000]) == (4, 1, 3)

@@ -85,3 +85,24 @@ def test_share_floor_and_size_cap():
     assert big.observe(loop_pair(), {0x1000: 10, 0x1040: 10}) == []
     p.forget()
     assert p.observe(loop_pair(), {0x1000: 100, 0x1040: 90}) == [Region(0x1000, (1, 2))]
+
+
+def test_sampled_indirect_edges_join_the_graph():
+    """A loop calling through a pointer: its trace reaches the callee's only by an indirect
+    jump, which no static exit shows. The merger adds the sampled edge for good (oracle: the
+    same nodes without it form no region)."""
+    from hqemu.runtime.merger import Merger
+
+    class Blk:
+        def __init__(self, pc):
+            self.pc = pc
+
+    m = Merger(MergePolicy())
+    m.add(1, 0x1000, [Blk(0x1000)], frozenset())  # calls through a pointer: exit_ind only
+    m.add(2, 0x2000, [Blk(0x2000), Blk(0x1010)], frozenset({0x1000}))  # the callee returns, loops
+    samples = {0x1000: 50, 0x2000: 40}
+    assert m.window(samples) == [] and m.window(samples) == []  # no cycle without the edge
+    assert m.window(samples, {(0x1000, 0x2000): 2}) == []  # the first window with the cycle
+    jobs = m.window(samples)  # the edge stays: the component is stable for a second window
+    assert [j.region for j in jobs] == [Region(0x1000, (1, 2))]
+    assert [b.pc for b in jobs[0].blocks] == [0x1000, 0x2000, 0x1010]

@@ -31,7 +31,9 @@ EXITINFO_UNITS = 48  # units entered (transitions between units, cumulative)
 EXITINFO_REQUEST = 56  # nonzero: another thread asks the run to return at the next transition
 EXITINFO_WORDS = 64  # address of the dispatch table's array (0: units do not chain)
 EXITINFO_MASK = 72  # the table's capacity - 1
-EXITINFO_SIZE = 80  # bytes the units touch; a caller's record may be longer, never shorter
+EXITINFO_IND_FROM = 80  # the last indirect jump exit taken: the guest pc of its unit's entry,
+EXITINFO_IND_TO = 88  # ... and its target (a sampler reads them: trace merging's indirect edges)
+EXITINFO_SIZE = 96  # bytes the units touch; a caller's record may be longer, never shorter
 
 ABORT = (1 << 64) - 1  # EXITINFO_KIND after a helper raised; the caller re-raises its exception
 
@@ -47,6 +49,7 @@ def slot_of(pc: int, mask: int) -> int:
     return ((pc * HASH_MUL & _M64) >> 32) & mask
 
 
-__all__ = ["ABORT", "EMPTY", "EXITINFO_FAULT_ADDR", "EXITINFO_ICOUNT", "EXITINFO_INSN_PC",
-           "EXITINFO_IN_HELPER", "EXITINFO_KIND", "EXITINFO_MASK", "EXITINFO_REQUEST", "EXITINFO_SIZE",
-           "EXITINFO_UNITS", "EXITINFO_UNIT_PC", "EXITINFO_WORDS", "HASH_MUL", "TOMB", "slot_of"]
+__all__ = ["ABORT", "EMPTY", "EXITINFO_FAULT_ADDR", "EXITINFO_ICOUNT", "EXITINFO_IND_FROM", "EXITINFO_IND_TO",
+           "EXITINFO_INSN_PC", "EXITINFO_IN_HELPER", "EXITINFO_KIND", "EXITINFO_MASK", "EXITINFO_REQUEST",
+           "EXITINFO_SIZE", "EXITINFO_UNITS", "EXITINFO_UNIT_PC", "EXITINFO_WORDS", "HASH_MUL", "TOMB",
+           "slot_of"]

@@ -56,6 +56,8 @@ from .abi import (
     EXITINFO_FAULT_ADDR,
     EXITINFO_ICOUNT,
     EXITINFO_IN_HELPER,
+    EXITINFO_IND_FROM,
+    EXITINFO_IND_TO,
     EXITINFO_INSN_PC,
     EXITINFO_KIND,
     EXITINFO_MASK,
@@ -73,7 +75,8 @@ HELPER_PREFIX = "hqemu_helper_"
 # exit info slots a unit addresses, by the name of its %x.<slot> pointer
 _INFO_OFFSETS = {"insn_pc": EXITINFO_INSN_PC, "icount": EXITINFO_ICOUNT, "in_helper": EXITINFO_IN_HELPER,
                  "unit_pc": EXITINFO_UNIT_PC, "units": EXITINFO_UNITS, "request": EXITINFO_REQUEST,
-                 "words": EXITINFO_WORDS, "mask": EXITINFO_MASK}
+                 "words": EXITINFO_WORDS, "mask": EXITINFO_MASK, "ind_from": EXITINFO_IND_FROM,
+                 "ind_to": EXITINFO_IND_TO}
 _LLTY = {"f32": "float", "f64": "double"}
 _ICMP = {"eq": "eq", "ne": "ne", "ltu": "ult", "leu": "ule", "gtu": "ugt", "geu": "uge",
          "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
@@ -253,6 +256,9 @@ class _Fn:
         out = [f"{label}:"]
         self.store_back(out)
         self.flush_icount(out)
+        if kind == "jump" and pc_operand.startswith("%"):  # an indirect jump: the edge, for sampling
+            out += [f"  store i64 {_int_lit(self.unit.pc, 64)}, ptr {self.info('ind_from')}, align 8",
+                    f"  store i64 {pc_operand}, ptr {self.info('ind_to')}, align 8"]
         if kind == "jump" and self.chain:
             self.chain_to(out, pc_operand)
         out.append(f"  store i64 {EXIT_KINDS.index(kind)}, ptr %exitinfo, align 8")

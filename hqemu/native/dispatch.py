@@ -64,6 +64,8 @@ from workers.abi import (
     EXITINFO_FAULT_ADDR,
     EXITINFO_ICOUNT,
     EXITINFO_IN_HELPER,
+    EXITINFO_IND_FROM,
+    EXITINFO_IND_TO,
     EXITINFO_INSN_PC,
     EXITINFO_KIND,
     EXITINFO_MASK,
@@ -109,6 +111,8 @@ class ExitRecord(ctypes.Structure):
         ("request", ctypes.c_uint64),  # nonzero: return at the next transition
         ("words", ctypes.c_uint64),  # the table's array while a run is on (units chain through it)
         ("mask", ctypes.c_uint64),  # its capacity - 1
+        ("ind_from", ctypes.c_uint64),  # the last indirect jump exit: its unit's entry pc,
+        ("ind_to", ctypes.c_uint64),  # ... and its target
         # --- the dispatcher's fields (after the units' EXITINFO_SIZE bytes) ---
         ("stop", ctypes.c_uint64),  # Stop value of the last return
         ("armed", ctypes.c_uint64),  # 1 while the jump buffer is valid (guest code may run)
@@ -127,9 +131,10 @@ def _off(name: str) -> int:
 
 
 assert tuple(map(_off, ("kind", "insn_pc", "icount", "fault_addr", "in_helper", "unit_pc", "units", "request",
-                        "words", "mask", "stop"))) == (
+                        "words", "mask", "ind_from", "ind_to", "stop"))) == (
     EXITINFO_KIND, EXITINFO_INSN_PC, EXITINFO_ICOUNT, EXITINFO_FAULT_ADDR, EXITINFO_IN_HELPER,
-    EXITINFO_UNIT_PC, EXITINFO_UNITS, EXITINFO_REQUEST, EXITINFO_WORDS, EXITINFO_MASK, EXITINFO_SIZE)
+    EXITINFO_UNIT_PC, EXITINFO_UNITS, EXITINFO_REQUEST, EXITINFO_WORDS, EXITINFO_MASK, EXITINFO_IND_FROM,
+    EXITINFO_IND_TO, EXITINFO_SIZE)
 assert _off("jmpbuf") % 16 == 0
 
 
@@ -604,6 +609,7 @@ _REASON_OF_KIND = {i: "syscall" if k == "syscall" else "trap" if k == "sigtrap" 
                    for i, k in enumerate(EXIT_KINDS)}
 _KIND, _STOP = _off("kind") // 8, _off("stop") // 8
 _ARMED, _IN_HELPER, _UNIT_PC = _off("armed") // 8, _off("in_helper") // 8, _off("unit_pc") // 8
+_IND_FROM, _IND_TO = _off("ind_from") // 8, _off("ind_to") // 8
 _EXIT, _MISS, _FAULT, _BUSY = Stop.EXIT.value, Stop.MISS.value, Stop.FAULT.value, Stop.BUSY.value
 
 
@@ -715,6 +721,13 @@ class Dispatcher:
         profiler's probe (hqemu.trace.sampler): three loads, no lock, no effect on the run."""
         w = self._words
         return w[_UNIT_PC] if w[_ARMED] and not w[_IN_HELPER] else -1
+
+    def sample_edge(self) -> tuple[int, int]:
+        """From any thread: (entry pc of the unit, target pc) of the last indirect jump a unit
+        took, (0, 0) before any. Two unlocked loads: a pair torn by a concurrent exit is
+        possible and harmless to a profile that needs repeated evidence."""
+        w = self._words
+        return w[_IND_FROM], w[_IND_TO]
 
     def fault_in_guest_space(self) -> bool:
         """Whether the last fault's host address lies inside the guest reservation (if not,

@@ -6,6 +6,10 @@ region units the MergePolicy's decisions turn into.
     >>> for job in m.window(samples): ...      # hybridm: one sampling window (head pc -> samples)
     >>> for job in m.static(): ...             # hybrids: every current trace counts as hot
 
+Edges are the traces' static exit targets and, in hybridm, the targets of their indirect jumps
+(returns, calls through pointers) that the sampler saw: a loop that calls through a pointer
+table becomes one region with the callees, its indirect jumps switches inside it.
+
 A job's blocks are the members' blocks, the entry's first; hqemu.trace.build_trace makes one
 unit of them, keeping a block pc present in several members once, so every exit from one
 member to another's head becomes a branch inside the region. The region replaces the entry's
@@ -20,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hqemu.trace.merge import MergePolicy, Region, TraceNode
+
+MAX_INDIRECT_TARGETS = 16  # indirect edges kept per head (a jump table may have hundreds)
 
 
 @dataclass
@@ -43,6 +49,7 @@ class Merger:
     def __init__(self, policy: MergePolicy):
         self.policy = policy
         self.current: dict[int, _Current] = {}  # head pc -> the trace or region installed there
+        self.indirect: dict[int, set[int]] = {}  # head pc -> targets its indirect exits were seen at
 
     def add(self, trace_id: int, head_pc: int, blocks: Sequence[Any], exit_targets: frozenset[int],
             version: int = 1) -> None:
@@ -54,9 +61,18 @@ class Merger:
         return cur.version if cur is not None else 0
 
     def _nodes(self) -> list[TraceNode]:
-        return [TraceNode(c.id, c.head_pc, c.exit_targets, c.n_blocks) for c in self.current.values()]
+        ind = self.indirect
+        return [TraceNode(c.id, c.head_pc, c.exit_targets | ind.get(c.head_pc, frozenset()), c.n_blocks)
+                for c in self.current.values()]
 
-    def window(self, samples: Mapping[int, int]) -> list[MergeJob]:
+    def window(self, samples: Mapping[int, int], edges: Mapping[tuple[int, int], int] | None = None
+               ) -> list[MergeJob]:
+        """One sampling window: head pc -> samples, and the indirect jumps sampled (unit entry
+        pc, target pc) -> samples, which join the static exits as edges for good."""
+        for (src, dst), _ in (edges or {}).items():
+            targets = self.indirect.setdefault(src, set())
+            if len(targets) < MAX_INDIRECT_TARGETS:
+                targets.add(dst)
         return self._jobs(self.policy.observe(self._nodes(), samples))
 
     def static(self) -> list[MergeJob]:
@@ -78,6 +94,7 @@ class Merger:
 
     def forget(self) -> None:
         self.current.clear()
+        self.indirect.clear()
         self.policy.forget()
 
 

@@ -102,7 +102,7 @@ class NativeTier:
         if self.mode in ("hybridm", "hybrids"):
             self.rec = TraceRecorder(NetPolicy(p.hot_threshold, p.trace_max_blocks))
             env.stats.trace = self.rec.stats
-            self.sampler = Sampler(self.disp.sample_pc)
+            self.sampler = Sampler(self.disp.sample_pc, read_edge=self.disp.sample_edge)
         # trace merging: hybridm decides on sampled windows, hybrids on the static graph alone
         self.merger = Merger(MergePolicy()) if p.trace_merge and self.rec is not None else None
         self._blocks: dict[int, tuple] = {}  # trace id -> (blocks, exit targets) until installed
@@ -301,7 +301,7 @@ class NativeTier:
             if self.merger is not None and self.sampler.running and time.monotonic() >= next_window:
                 next_window = time.monotonic() + MERGE_WINDOW
                 with self._install_lock:
-                    jobs = self.merger.window(self.sampler.take_window())
+                    jobs = self.merger.window(self.sampler.take_window(), self.sampler.take_edges())
                 self._merge(jobs)
             self._stop.wait(0.001 if busy else 0.01)
 

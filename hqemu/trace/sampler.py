@@ -15,6 +15,10 @@ code and a negative number otherwise; the negative samples are counted in `pytho
 tier, syscalls, the engine), the others in `counts`, keyed by the head pc of the trace (a trace
 looping inside itself never comes back to the dispatcher, so its head is what is seen).
 
+With read_edge, each native sample also reads the last indirect jump a unit took (its unit's
+entry pc and its target: returns and calls through pointers, which no static exit shows):
+trace merging adds those edges to its graph (`take_edges()`).
+
 The sampler only reads: it cannot change the emulation. Its cost is one GIL acquisition per
 sample: free while the guest thread runs native code (ctypes released the GIL), and while it
 runs Python a pending sample waits for the interpreter's switch interval (5 ms), so samples
@@ -33,12 +37,15 @@ DEFAULT_INTERVAL = 0.005  # seconds; 200 samples/s cost under 0.1% (measured in 
 class Sampler:
     """Counts the native unit being run, by its guest pc, every `interval` seconds."""
 
-    def __init__(self, read_pc: Callable[[], int], interval: float = DEFAULT_INTERVAL):
+    def __init__(self, read_pc: Callable[[], int], interval: float = DEFAULT_INTERVAL,
+                 read_edge: Callable[[], tuple[int, int]] | None = None):
         if interval <= 0:
             raise ValueError("the sampling interval must be positive")
         self.read_pc = read_pc
+        self.read_edge = read_edge  # (unit entry pc, target pc) of the last indirect jump, or None
         self.interval = interval
         self.counts: Counter[int] = Counter()  # guest pc of the unit entered -> samples
+        self.edges: Counter[tuple[int, int]] = Counter()  # indirect edges seen, since take_edges()
         self.python = 0  # samples while the guest thread was not in native code
         self.total = 0  # all samples taken
         self._window_base: Counter[int] = Counter()  # the counts at the last take_window()
@@ -68,12 +75,15 @@ class Sampler:
     def sample(self) -> None:
         """Take one sample now (the thread calls this; tests may too)."""
         pc = self.read_pc()
+        edge = self.read_edge() if self.read_edge is not None and pc >= 0 else (0, 0)
         with self._lock:
             self.total += 1
             if pc < 0:
                 self.python += 1
             else:
                 self.counts[pc] += 1
+            if edge[1]:
+                self.edges[edge] += 1
 
     def _loop(self) -> None:
         wait, sample = self._stop.wait, self.sample
@@ -84,6 +94,12 @@ class Sampler:
         """A copy of the counts, safe to iterate while sampling goes on."""
         with self._lock:
             return dict(self.counts)
+
+    def take_edges(self) -> dict[tuple[int, int], int]:
+        """The indirect edges sampled since the last call (unit entry pc, target pc) -> samples."""
+        with self._lock:
+            out, self.edges = dict(self.edges), Counter()
+            return out
 
     def take_window(self) -> dict[int, int]:
         """The counts since the last call, and start a new window (for trace merging's
