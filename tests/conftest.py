@@ -59,7 +59,8 @@ def guest(guest_build):
 # --- differential case counts (issue 3): how many cases each instruction family ran -----------
 # (test module, its Counter of cases per form, the family it reports under); the modules are
 # read after the session, so a counter of a module that did not run is simply absent
-DIFF_COUNTERS = (("test_x86_int", "RAN", "integer"), ("test_x86_sse", "CASE_COUNT", "sse"),
+DIFF_COUNTERS = (("test_x86_int", "RAN", "integer"), ("test_x86_int", "SEQ_RAN", "integer sequences"),
+                 ("test_x86_sse", "CASE_COUNT", "sse"),
                  ("test_x86_mxcsr", "CASE_COUNT", "sse mxcsr"),
                  ("test_x87", "CASE_COUNT", "x87"), ("test_x87_transcendental", "CASE_COUNT", "x87"))
 KNOWN_DIFFERENCES = (("test_x86_sse", "UNICORN_DEVIATIONS", "unicorn vs host CPU"),

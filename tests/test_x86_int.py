@@ -4,12 +4,21 @@ Each family below encodes its instructions here (every operand size, register an
 forms, immediates) and runs them from seeded random states mixed with edge values (0, 1, -1,
 signed min/max, shift counts 0, 1, w-1, w, > w); every GPR, flag, the next pc and the data
 page must match Unicorn. CASES cases per family; `make fuzz` (HQEMU_FUZZ=1) multiplies them.
+Random sequences of 3-8 instructions (test_sequences_vs_unicorn) run through the frontend and
+the quick tier, with and without the cheap passes, against Unicorn; SEQ_CASES of them.
+HQEMU_SEED=... draws other inputs.
 
 Documented differences from Unicorn (QEMU 5's x86 model), where hqemu follows the hardware:
   - cmpxchg with a 32-bit operand: the accumulator is written only when the compare fails and
     a register destination only when it succeeds, so the other keeps its upper half; Unicorn
     zero-extends both (fixed in later QEMU). The expectation is adjusted (_cmpxchg_fix).
   - bswap of a 16-bit register is undefined; hqemu clears the word as CPUs do. Not compared.
+  - bt/bts/btr/btc leave OF SF AF PF undefined; the hardware keeps them (checked natively) and
+    so does hqemu, but Unicorn, after another flag writer in the same translation block, derives
+    them from that instruction's lazy flags. Sequences step Unicorn one instruction at a time.
+  - popf of random stack bytes in a sequence: Unicorn runs at CPL 0 (IOPL and IF change) and
+    single-steps when TF is set; user mode keeps IOPL and IF, and hqemu does not model TF.
+    Sequences pop only flags images with TF and IOPL clear and IF set (seq_popf).
 Everything else, undefined flags included, is compared as Unicorn computes it.
 """
 
@@ -33,7 +42,9 @@ from x86oracle import (
     make_env,
     outcome_of,
     run_hqemu,
+    run_quick,
     run_unicorn,
+    run_unicorn_steps,
 )
 
 from hqemu.frontends import get, translate_block
@@ -640,6 +651,151 @@ def test_straight_block_with_passes() -> None:
             assert not diffs, f"passes {opt is not None}: {'; '.join(diffs)}\n{describe_state(code, st)}"
 
 
+# --- random instruction sequences -----------------------------------------------------------------
+# Short straight-line runs (3-8 instructions, sometimes ending in a jcc) drawn from the families
+# above plus chains that make flags flow: adc/sbb after a carry producer, shifts by cl after a
+# count is loaded, cmov/setcc/jcc after a compare, push imm; popf. hqemu runs them through
+# the frontend and the quick tier, without and with the cheap passes (blocks end where the
+# frontend ends them); Unicorn runs them from the same state. Every GPR, flag and data byte.
+SEQ_CASES = 300 * (20 if FUZZ else 1)
+SEQ_RAN: Counter[str] = Counter()  # "N insns" -> sequences compared (each with and without passes)
+SEQ_FAMILIES = ("alu", "test", "unary", "shift", "rotate", "shld", "muldiv", "imul", "bt", "mov", "lea",
+                "xchg", "convert", "setcc_cmov", "atomic", "flagops", "nop", "stack", "string")
+
+
+def seq_adc_chain(rng, st) -> list[Case]:
+    """A carry producer (add/sub/cmp/neg/stc/clc/shift) then 1-3 adc/sbb, register or memory."""
+    w = rng.choice((32, 64, 64, 16, 8))
+    wide = w != 8
+    first = rng.choice(("add", "sub", "cmp", "neg", "stc", "clc", "shr"))
+    a, c = rng.randrange(16), rng.randrange(16)
+    if first in ("stc", "clc"):
+        out = [(b"\xf9" if first == "stc" else b"\xf8", st)]
+    elif first == "neg":
+        out = [(enc(bytes([0xF6 + wide]), w, 3, RM(reg=a)), st)]
+    elif first == "shr":
+        out = [(enc(bytes([0xD0 + wide]), w, 5, RM(reg=a)), st)]
+    else:
+        out = [(enc(bytes([{"add": 0x01, "sub": 0x29, "cmp": 0x39}[first] - 1 + wide]), w, c, RM(reg=a)), st)]
+    for _ in range(rng.randint(1, 3)):
+        op = rng.choice((2, 3))  # adc, sbb
+        form = rng.randrange(4)
+        reg = rng.randrange(16)
+        if form == 0:
+            code = enc(bytes([8 * op + wide]), w, reg, RM(reg=rng.randrange(16)))
+        elif form == 1:
+            rm, st = mem_rm(rng, st)
+            code = enc(bytes([8 * op + rng.choice((0, 2)) + wide]), w, reg, rm)
+        elif form == 2:
+            code = enc(b"\x80" if w == 8 else b"\x83", w, op, RM(reg=reg), imm(rng.choice((0, 1, -1)), 1))
+        else:
+            isz = {8: 1, 16: 2}.get(w, 4)
+            code = enc_plain(bytes([8 * op + 4 + wide]), w) + imm(rng.getrandbits(32), isz)
+        out.append((code, st))
+    return out
+
+
+def seq_shift_cl(rng, st) -> list[Case]:
+    """mov cl/ecx, count; then a shift, rotate (rcl/rcr too) or shld/shrd by cl."""
+    n = _count(rng, 64)
+    load = rng.choice((b"\xb1" + imm(n, 1), b"\xb9" + imm(n | rng.getrandbits(24) << 8, 4)))
+    w = rng.choice(W)
+    rm, st = any_rm(rng, st, avoid=(1,))
+    if w != 8 and rng.random() < 0.3:
+        w = rng.choice((16, 32, 64))
+        return [(load, st), (enc(bytes([0x0F, rng.choice((0xA5, 0xAD))]), w, rng.randrange(16), rm), st)]
+    return [(load, st), (enc(bytes([0xD2 + (w != 8)]), w, rng.randrange(8), rm), st)]
+
+
+def seq_compare_cc(rng, st) -> list[Case]:
+    """cmp/test/sub then cmov or setcc on the flags it made."""
+    w = rng.choice((16, 32, 64))
+    a, c = rng.randrange(16), rng.randrange(16)
+    first = enc(bytes([rng.choice((0x39, 0x85, 0x29, 0x31, 0x11))]), w, c, RM(reg=a))
+    cc = rng.randrange(16)
+    rm, st = any_rm(rng, st)
+    if rng.random() < 0.5:
+        return [(first, st), (enc(bytes([0x0F, 0x90 + cc]), 8, 0, rm, rex8=rng.random() < 0.5), st)]
+    return [(first, st), (enc(bytes([0x0F, 0x40 + cc]), w, rng.randrange(16), rm), st)]
+
+
+def seq_popf(rng, st) -> list[Case]:
+    """push imm32; popf: a flags image with TF, IF and IOPL as user code keeps them (clear, set,
+    zero), every other bit random; popf of random stack bytes is in the stack family alone."""
+    v = (rng.getrandbits(32) & ~0x3100 | 0x200) & 0x7FFFFFFF  # positive: push sign-extends
+    return [(b"\x68" + imm(v, 4), st), (b"\x9d", st)]
+
+
+SEQ_CHAINS = {"adc_chain": seq_adc_chain, "shift_cl": seq_shift_cl, "compare_cc": seq_compare_cc,
+              "popf": seq_popf}
+SEQ_CHAIN_WEIGHTS = (3, 3, 3, 1)
+
+
+def _seq_part_ok(code: bytes) -> bool:
+    """Parts a sequence leaves out: the documented single-instruction differences (bswap16;
+    32-bit cmpxchg, which _cmpxchg_fix corrects only alone) and popf of random stack bytes."""
+    insn = lift.decode(code, CODE)
+    if insn is None or _skip(code):
+        return False
+    name = lift.base_mnemonic(insn)
+    if name == "cmpxchg" and insn.operands[0].size == 4:
+        return False
+    return name not in ("popf", "popfq")
+
+
+def gen_sequence(rng) -> tuple[list[bytes], State, bool]:
+    """(the instructions, the initial state, whether the last is a jcc)."""
+    st = State.random(rng)
+    parts: list[bytes] = []
+    target = rng.randint(3, 8)
+    while len(parts) < target:
+        if rng.random() < 0.35:
+            chain = rng.choices(list(SEQ_CHAINS.values()), SEQ_CHAIN_WEIGHTS)[0](rng, st)
+            if len(parts) + len(chain) <= target:
+                parts += [code for code, _ in chain]
+                st = chain[-1][1]
+            continue
+        code, st = FAMILIES[rng.choice(SEQ_FAMILIES)](rng, st)
+        if _seq_part_ok(code):
+            parts.append(code)
+    branch = len(parts) < 8 and rng.random() < 0.25
+    if branch:
+        parts.append(FAMILIES["jcc"](rng, st)[0])
+    return parts, st, branch
+
+
+def unicorn_steps(parts: list[bytes], branch: bool) -> list[tuple[int | None, int]]:
+    """One Unicorn step per instruction (known_differences: undefined flags after a flag writer):
+    up to the next instruction's address (a rep string op counts one instruction per iteration
+    in Unicorn), and a final jcc as one instruction."""
+    steps, end = [], CODE
+    for k, part in enumerate(parts):
+        end += len(part)
+        steps.append((None, 1) if branch and k == len(parts) - 1 else (end, 0))
+    return steps
+
+
+def test_sequences_vs_unicorn() -> None:
+    rng = random.Random(f"{SEED}-sequences")
+    failures, outcomes = [], Counter()
+    for i in range(SEQ_CASES):
+        parts, st, branch = gen_sequence(rng)
+        code, n = b"".join(parts), len(parts)
+        want = run_unicorn_steps(code, st, unicorn_steps(parts, branch))
+        outcomes[want.kind] += 1
+        for passes in (False, True):
+            diffs = compare(want, run_quick(code, st, n, passes))
+            if diffs:
+                listing = "; ".join(FRONTEND.disasm(code, CODE))
+                failures.append(f"sequence {i} ({'with' if passes else 'without'} passes): {code.hex()}\n"
+                                f"  {listing}\n  " + "; ".join(diffs) + "\n" + describe_state(code, st))
+        SEQ_RAN[f"{n} insns"] += 1
+    assert not failures, f"{len(failures)} of {2 * SEQ_CASES} differ (HQEMU_SEED={SEED}):\n" \
+        + "\n".join(failures[:6])
+    # most sequences must run to their end, or the test would compare little but signals
+    assert outcomes["jump"] >= 0.7 * SEQ_CASES, outcomes
+
+
 # --- what Unicorn cannot judge -------------------------------------------------------------------
 def _lift_one(code: bytes):
     st = State.random(random.Random(1))
@@ -888,3 +1044,4 @@ def test_init_cpu() -> None:
 def test_report() -> None:
     """Per-family case counts (visible with -s); runs last in this module."""
     print("\nx86 integer differential cases:", dict(sorted(RAN.items())))
+    print("x86 integer sequences:", dict(sorted(SEQ_RAN.items())))

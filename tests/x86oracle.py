@@ -2,8 +2,10 @@
 
 Unicorn (QEMU's x86 model in a library) is the independent oracle; hqemu's side lifts the
 bytes with translate_block and runs the unit in the reference interpreter (hqemu.ir.interp)
-over a fake memory of plain bytearrays. Both see one code page at CODE and DATA_SIZE bytes of
-data at DATA (the stack lives there too).
+over a fake memory of plain bytearrays, or (run_quick) compiles the blocks with the quick tier.
+Both see one code page at CODE (readable, not writable) and DATA_SIZE bytes of data at DATA
+(the stack lives there too); Unicorn also maps the pages around the code, execute-only, so
+that a branch target can be fetched while a data access there faults as in hqemu.
 
     >>> st = State.random(rng)                   # 16 GPRs, 7 flags, the data bytes
     >>> diffs = compare(run_unicorn(code, st), run_hqemu(code, st))
@@ -22,12 +24,17 @@ from types import SimpleNamespace
 
 from unicorn import (
     UC_ARCH_X86,
+    UC_ERR_FETCH_PROT,
     UC_ERR_FETCH_UNMAPPED,
     UC_ERR_INSN_INVALID,
+    UC_ERR_READ_PROT,
     UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_PROT,
     UC_ERR_WRITE_UNMAPPED,
     UC_HOOK_INTR,
     UC_MODE_64,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
     Uc,
     UcError,
 )
@@ -50,6 +57,10 @@ FLAG_BIT = {"cf": 0, "pf": 2, "af": 4, "zf": 6, "sf": 7, "df": 10, "of": 11}
 _UC_GPR = [getattr(U, f"UC_X86_REG_{r.upper()}") for r in GPRS]
 # x86 exception vector -> how Linux reports it
 _VECTORS = {0: "sigfpe", 1: "sigtrap", 3: "sigtrap", 6: "sigill", 13: "sigsegv", 14: "sigsegv", 17: "sigbus"}
+_UC_ERRORS = {UC_ERR_INSN_INVALID: "sigill", UC_ERR_READ_UNMAPPED: "sigsegv",
+              UC_ERR_WRITE_UNMAPPED: "sigsegv",
+              UC_ERR_FETCH_UNMAPPED: "sigsegv", UC_ERR_READ_PROT: "sigsegv", UC_ERR_WRITE_PROT: "sigsegv",
+              UC_ERR_FETCH_PROT: "sigsegv"}
 
 EDGES = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
          0x7FFFFFFFFFFFFFFF, 0x8000000000000000, M64, M64 - 1, 0x100000000, 0x0F0F0F0F0F0F0F0F)
@@ -113,7 +124,10 @@ class _Unicorn:
 
     def __init__(self) -> None:
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
-        self.uc.mem_map(*CODE_MAP)
+        self.uc.mem_map(CODE_MAP[0], CODE - CODE_MAP[0], UC_PROT_EXEC)
+        self.uc.mem_map(CODE, CODE_SIZE, UC_PROT_READ | UC_PROT_EXEC)
+        end = CODE + CODE_SIZE
+        self.uc.mem_map(end, CODE_MAP[0] + CODE_MAP[1] - end, UC_PROT_EXEC)
         self.uc.mem_map(DATA, DATA_SIZE)
         self.vector: int | None = None
         self.uc.hook_add(UC_HOOK_INTR, self._intr)
@@ -122,13 +136,13 @@ class _Unicorn:
         self.vector = intno
         uc.emu_stop()
 
-    def run(self, code: bytes, st: State, until: int | None = None, count: int = 1) -> Outcome:
-        out = self._run(code, st, until, count)
+    def run(self, code: bytes, st: State, steps: list[tuple[int | None, int]]) -> Outcome:
+        out = self._run(code, st, steps)
         if out.kind != "jump":  # Unicorn remembers the exception (the next one becomes a #DF)
             self.__init__()
         return out
 
-    def _run(self, code: bytes, st: State, until: int | None, count: int) -> Outcome:
+    def _run(self, code: bytes, st: State, steps: list[tuple[int | None, int]]) -> Outcome:
         uc = self.uc
         uc.mem_write(CODE_MAP[0], bytes(CODE_MAP[1]))
         uc.mem_write(CODE, code)
@@ -140,17 +154,18 @@ class _Unicorn:
         uc.reg_write(U.UC_X86_REG_FS_BASE, st.fs_base)
         uc.reg_write(U.UC_X86_REG_GS_BASE, st.gs_base)
         self.vector = None
-        try:
-            uc.emu_start(CODE, until if until is not None else M64, count=count)
-        except UcError as e:
-            kind = {UC_ERR_INSN_INVALID: "sigill", UC_ERR_READ_UNMAPPED: "sigsegv",
-                    UC_ERR_WRITE_UNMAPPED: "sigsegv", UC_ERR_FETCH_UNMAPPED: "sigsegv"}.get(e.errno)
-            if kind is None:
-                raise
-            return Outcome(kind, uc.reg_read(U.UC_X86_REG_RIP))
-        rip = uc.reg_read(U.UC_X86_REG_RIP)
-        if self.vector is not None:
-            return Outcome(_VECTORS.get(self.vector, f"vector{self.vector}"), rip)
+        rip = CODE
+        for until, count in steps:  # each step is a new emu_start: Unicorn starts a new block
+            try:
+                uc.emu_start(rip, until if until is not None else M64, count=count)
+            except UcError as e:
+                kind = _UC_ERRORS.get(e.errno)
+                if kind is None:
+                    raise
+                return Outcome(kind, uc.reg_read(U.UC_X86_REG_RIP))
+            rip = uc.reg_read(U.UC_X86_REG_RIP)
+            if self.vector is not None:
+                return Outcome(_VECTORS.get(self.vector, f"vector{self.vector}"), rip)
         ef = uc.reg_read(U.UC_X86_REG_EFLAGS)
         return Outcome("jump", rip, [uc.reg_read(r) for r in _UC_GPR],
                        {f: ef >> FLAG_BIT[f] & 1 for f in FLAGS}, bytes(uc.mem_read(DATA, DATA_SIZE)))
@@ -159,12 +174,25 @@ class _Unicorn:
 _UC: _Unicorn | None = None
 
 
-def run_unicorn(code: bytes, st: State, until: int | None = None, count: int = 1) -> Outcome:
-    """Run count instructions (or up to until) from CODE."""
+def _uc() -> _Unicorn:
     global _UC
     if _UC is None:
         _UC = _Unicorn()
-    return _UC.run(code, st, until, count)
+    return _UC
+
+
+def run_unicorn(code: bytes, st: State, until: int | None = None, count: int = 1) -> Outcome:
+    """Run count instructions (or up to until) from CODE."""
+    return _uc().run(code, st, [(until, count)])
+
+
+def run_unicorn_steps(code: bytes, st: State, steps: list[tuple[int | None, int]]) -> Outcome:
+    """Run from CODE in steps of (until, count), each a separate emu_start from the rip the last
+    one reached: one step per instruction makes every instruction start a Unicorn block, so the
+    flags the manual leaves undefined come out as for an instruction alone (QEMU derives them
+    from the previous instruction's lazy flags; the hardware and hqemu do not: see
+    test_x86_int's docstring)."""
+    return _uc().run(code, st, steps)
 
 
 # --- hqemu ---------------------------------------------------------------------------------------
@@ -172,12 +200,13 @@ class FakeMemory:
     """Guest memory as bytearrays: the parts of GuestMemory that lifting, the interpreter and
     the x86 helpers use (fetch, load, store, read, write)."""
 
-    def __init__(self, regions: dict[int, bytearray]):
+    def __init__(self, regions: dict[int, bytearray], readonly: frozenset[int] = frozenset()):
         self.regions = regions
+        self.readonly = readonly  # the bases of regions that fault on a write
 
     def _at(self, addr: int, n: int, write: bool = False) -> tuple[bytearray, int]:
         for base, buf in self.regions.items():
-            if base <= addr and addr + n <= base + len(buf):
+            if base <= addr and addr + n <= base + len(buf) and not (write and base in self.readonly):
                 return buf, addr - base
         raise GuestFault(addr, write)
 
@@ -217,7 +246,7 @@ def make_env(code: bytes, st: State) -> SimpleNamespace:
     cpu.fs_base, cpu.gs_base = st.fs_base, st.gs_base
     code_page = bytearray(CODE_SIZE)
     code_page[:len(code)] = code
-    env.mem = FakeMemory({CODE: code_page, DATA: bytearray(st.data)})
+    env.mem = FakeMemory({CODE: code_page, DATA: bytearray(st.data)}, frozenset({CODE}))
     return env
 
 
@@ -241,6 +270,44 @@ def run_hqemu(code: bytes, st: State, max_insns: int = 1, optimize=None) -> Outc
     except GuestFault:
         return Outcome("sigsegv", _fault_pc(unit))
     return outcome_of(env, kind, pc)
+
+
+def run_quick(code: bytes, st: State, n_insns: int, passes: bool = False) -> Outcome:
+    """Run n_insns instructions from CODE as the engine does: a block lifted by the frontend at
+    each pc reached (up to the instructions still to run), optimized by the cheap passes when
+    passes, compiled by the quick tier and run over a fake guest memory, until n_insns have run
+    (or the guest left the code). A GuestFault, or an IndexError of a fast-path table, is the
+    SIGSEGV of the instruction the traceback names, as in the engine."""
+    from test_quick_fakes import FakeEnv
+
+    from hqemu.errors import GuestSignal
+    from hqemu.ir.passes import optimize
+    from hqemu.quick import compile_unit
+    from hqemu.quick.codegen import SIGNALS
+
+    lift_env = make_env(code, st)  # the code page to lift from; its state is the initial one
+    env = FakeEnv.window(DATA, DATA_SIZE, st.data, list(lift_env.state))
+    env.mem.prot[CODE // 4096] = 1  # the code page: readable, as in run_hqemu and Unicorn
+    env.mem.buf[CODE:CODE + CODE_SIZE] = lift_env.mem.regions[CODE]
+    env.mem._refresh()
+    pc, done = CODE, 0
+    while done < n_insns and CODE <= pc < CODE + len(code):
+        unit = translate_block(FE, lift_env.mem, pc, n_insns - done)
+        verify(unit)
+        n = unit.guest_insns()
+        if passes:
+            optimize(unit)
+            verify(unit)
+        blk = compile_unit(unit, env, loop_iters=0, check_bounds=True)
+        try:
+            pc = blk.fn()
+        except GuestSignal as e:
+            return Outcome({v: k for k, v in SIGNALS.items()}[e.signo], e.pc)
+        except (GuestFault, IndexError) as e:
+            return Outcome("sigsegv", blk.pc_for_traceback(e.__traceback__))
+        done += n
+    return Outcome("jump", pc, [env.state[_IDX[r]] for r in GPRS], {f: env.state[_IDX[f]] for f in FLAGS},
+                   bytes(env.mem.buf[DATA:DATA + DATA_SIZE]))
 
 
 def _fault_pc(unit) -> int:
@@ -336,5 +403,6 @@ def describe_state(code: bytes, st: State) -> str:
 
 
 __all__ = ["CODE", "DATA", "DATA_SIZE", "State", "Outcome", "FakeMemory", "run_unicorn", "run_hqemu",
-           "compare", "rand_value", "make_env", "outcome_of", "EDGES", "FLAGS", "describe_state",
+           "compare", "rand_value", "make_env", "outcome_of", "EDGES", "FLAGS", "describe_state", "run_quick",
+           "run_unicorn_steps",
            "mem_operands", "window"]
