@@ -833,6 +833,48 @@ def _run_once(code: bytes, st: State):
     return kind, pc, lambda name: env.state[LAYOUT[name].offset >> 3]
 
 
+def _host_popf_pushf(v: int, wide: bool) -> int:
+    """What the host CPU pushes (pushfq) after popping v with popfq (wide) or, from a baseline
+    with AC and ID set, with a 16-bit popf; the host's flags are restored after."""
+    import ctypes
+    import mmap
+
+    # [push 0x240202; popfq;] push rdi; popfq | popfw, lea rsp, [rsp+6]; pushfq; pop rax; push 0x202;
+    # popfq; ret
+    code = (b"\x57\x9d" if wide else bytes.fromhex("6802022400" "9d" "57" "669d" "488d642406")) \
+        + bytes.fromhex("9c58" "6802020000" "9d" "c3")
+    page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    page.write(code)
+    fn = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+    out = fn(v)
+    del fn
+    return out
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the host CPU is the oracle")
+def test_popf_keeps_the_user_flags_like_the_host() -> None:
+    """popf then pushf: the bits user mode may change (CF PF AF ZF SF DF OF NT AC ID) come
+    back, IF stays set, IOPL clear, as on the host CPU (Unicorn runs at CPL 0 and differs).
+    TF stays clear in the inputs: it would single-step the test process."""
+    rng = seeded("popf", 9)
+    values = [0x240203, 0x244ED7, 0x4202, 0x40202, 0x200202, 0x3FFEFF, 0xFFFFFFFF & ~0x100]
+    values += [rng.getrandbits(32) & ~0x100 for _ in range(40)]
+    for wide in (True, False):
+        for v in values:
+            v &= 0xFFFFFFFF if wide else 0xFFFF
+            st = State.random(rng)
+            st.flags.update(ac=1, id=1, nt=0)  # the 16-bit case's baseline: AC and ID set
+            a = st.reg("rsp") - DATA
+            st.data = st.data[:a] + imm(v, 8 if wide else 2) + st.data[a + (8 if wide else 2):]
+            code = b"\x9d\x9c" if wide else b"\x66\x9d\x9c"
+            got = run_hqemu(code, st, max_insns=2)
+            top = got.regs[4] - DATA
+            pushed = int.from_bytes(got.data[top:top + 8], "little")
+            want = _host_popf_pushf(v, wide)
+            assert pushed == want, f"{'popfq' if wide else 'popfw'} {v:#x}: hqemu pushes {pushed:#x}, " \
+                f"the host {want:#x}"
+
+
 def test_syscall_sets_rcx_r11() -> None:
     """The kernel's sysret leaves rcx = the next rip and r11 = RFLAGS."""
     st = State.random(random.Random(2))

@@ -7,7 +7,7 @@ Both see one code page at CODE (readable, not writable) and DATA_SIZE bytes of d
 (the stack lives there too); Unicorn also maps the pages around the code, execute-only, so
 that a branch target can be fetched while a data access there faults as in hqemu.
 
-    >>> st = State.random(rng)                   # 16 GPRs, 7 flags, the data bytes
+    >>> st = State.random(rng)                   # 16 GPRs, 10 flags, the data bytes
     >>> diffs = compare(run_unicorn(code, st), run_hqemu(code, st))
     >>> assert not diffs, diffs
 
@@ -52,8 +52,8 @@ CODE_MAP = (CODE - 0x1000, 0x3000)  # Unicorn maps the pages around too: branch 
 DATA = 0x10000
 DATA_SIZE = 0x4000
 M64 = (1 << 64) - 1
-FLAGS = ("cf", "pf", "af", "zf", "sf", "of", "df")
-FLAG_BIT = {"cf": 0, "pf": 2, "af": 4, "zf": 6, "sf": 7, "df": 10, "of": 11}
+FLAGS = ("cf", "pf", "af", "zf", "sf", "of", "df", "nt", "ac", "id")  # what pushf shows, popf sets
+FLAG_BIT = {"cf": 0, "pf": 2, "af": 4, "zf": 6, "sf": 7, "df": 10, "of": 11, "nt": 14, "ac": 18, "id": 21}
 _UC_GPR = [getattr(U, f"UC_X86_REG_{r.upper()}") for r in GPRS]
 # x86 exception vector -> how Linux reports it
 _VECTORS = {0: "sigfpe", 1: "sigtrap", 3: "sigtrap", 6: "sigill", 13: "sigsegv", 14: "sigsegv", 17: "sigbus"}
@@ -83,7 +83,7 @@ def rand_value(rng: random.Random) -> int:
 @dataclass
 class State:
     regs: list[int]  # the 16 GPRs in encoding order (cpu.GPRS)
-    flags: dict[str, int]  # cf pf af zf sf of df, 0/1
+    flags: dict[str, int]  # cf pf af zf sf of df nt ac id, 0/1
     data: bytes  # DATA_SIZE bytes at DATA
     fs_base: int = 0
     gs_base: int = 0

@@ -17,7 +17,7 @@ from capstone import x86_const as X
 
 from hqemu.ir import I16, I64, Temp, Value
 
-from .flags import CONDITION_CODES, cond, load_rflags, rflags
+from .flags import CONDITION_CODES, FLAG_BITS, USER_FLAGS, cond, load_rflags, rflags
 from .operands import Ctx, read_op, read_reg, write_op, write_reg
 from .registry import lifter
 
@@ -128,9 +128,12 @@ def lift_pushf(ctx: Ctx) -> None:
 
 @lifter("popfq", "popf")
 def lift_popf(ctx: Ctx) -> None:
-    """Only the flags a user program can change and we model: CF PF AF ZF SF DF OF."""
-    v = pop(ctx, I64 if ctx.mnemonic == "popfq" else I16)
-    load_rflags(ctx.b, ctx.b.zext(v, I64))
+    """The flags a user program can change: CF PF AF ZF SF DF OF NT AC ID (flags.USER_FLAGS);
+    the 16-bit popf leaves the upper ones (AC, ID) as they were."""
+    wide = ctx.mnemonic == "popfq"
+    v = pop(ctx, I64 if wide else I16)
+    names = USER_FLAGS if wide else tuple(f for f in USER_FLAGS if FLAG_BITS[f] < 16)
+    load_rflags(ctx.b, ctx.b.zext(v, I64), names)
 
 
 @lifter("leave")

@@ -18,7 +18,7 @@ V128 = ctypes.c_uint64 * 2
 
 GPRS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")  # in x86 encoding order
-FLAGS = ("cf", "pf", "af", "zf", "sf", "of", "df")
+FLAGS = ("cf", "pf", "af", "zf", "sf", "of", "df", "nt", "ac", "id")
 
 
 class X86State(ctypes.Structure):
@@ -44,6 +44,11 @@ class X86State(ctypes.Structure):
             ("fpu_cw", U64),  # x87 control word, 0x37f at reset
             ("fpu_sw", U64),  # x87 status word bits other than TOP (C0-C3, exception flags)
             ("fpu_tag", U64),  # bit i set: physical register i is empty
+            # RFLAGS bits user code may change with popf and read with pushf, and nothing else
+            # reads (0 or 1): nested task, alignment check (no #AC is raised), CPUID-able (ID)
+            ("nt", U64),
+            ("ac", U64),
+            ("id", U64),
         ]
     )
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from hqemu.ir import I1, I64, INT_BY_BITS, Builder, Temp, Value
 
 FLAG_NAMES = ("cf", "pf", "af", "zf", "sf", "of")
-# RFLAGS bit of each flag (pushfq/popfq/lahf/sahf/syscall's r11)
-FLAG_BITS = {"cf": 0, "pf": 2, "af": 4, "zf": 6, "sf": 7, "df": 10, "of": 11}
+# RFLAGS bit of each flag (pushfq/popfq/lahf/sahf/syscall's r11); NT, AC and ID only go
+# through pushf/popf (and syscall's r11), as user mode sees them on hardware
+FLAG_BITS = {"cf": 0, "pf": 2, "af": 4, "zf": 6, "sf": 7, "df": 10, "of": 11, "nt": 14, "ac": 18, "id": 21}
 
 Flag = Value | int | None
 
@@ -203,7 +204,9 @@ def rflags(b: Builder) -> Temp:
     return v
 
 
-USER_FLAGS = ("cf", "pf", "af", "zf", "sf", "df", "of")  # what popfq may change
+# what popf may change in user mode: not IF or IOPL (kept), nor TF (single-stepping is not
+# modelled), RF, VM, VIF, VIP
+USER_FLAGS = ("cf", "pf", "af", "zf", "sf", "df", "of", "nt", "ac", "id")
 
 
 def load_rflags(b: Builder, v: Value, names: tuple[str, ...] = USER_FLAGS) -> None:
@@ -217,4 +220,4 @@ __all__ = ["FLAG_NAMES", "FLAG_BITS", "CONDITION_CODES", "CC_ALIASES", "put_flag
            "bit", "msb", "is_zero", "szp", "flags_add", "flags_adc", "flags_sub", "flags_sbb",
            "flags_neg", "flags_logic", "flags_inc", "flags_dec", "flags_shift", "flags_rotate",
            "flags_mul", "flags_bitscan", "flags_count", "flags_popcnt", "cond", "rflags",
-           "load_rflags"]
+           "load_rflags", "USER_FLAGS"]
