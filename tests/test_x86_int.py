@@ -495,15 +495,32 @@ def fam_nop(rng, st) -> Case:
 
 
 def fam_string(rng, st) -> Case:
+    """movs cmps stos lods scas at every size, with rep/repe/repne or none, either DF; now and
+    then an fs:/gs: override (it moves the rsi side of movs/cmps/lods; stos/scas ignore it) and
+    a 0x67 prefix (esi/edi/ecx, with garbage in the upper halves)."""
     op = rng.choice((0xA4, 0xA6, 0xAA, 0xAC, 0xAE))
     size = rng.choice((1, 2, 4, 8))
-    rep = rng.choice((b"", b"\xf3", b"\xf2"))
-    code = rep + (b"\x66" if size == 2 else b"") + (b"\x48" if size == 8 else b"") + bytes([op + (size > 1)])
+    prefixes = [rng.choice((b"", b"\xf3", b"\xf2"))]
+    seg = rng.choice((None, None, "fs_base", "gs_base"))
+    if seg is not None:
+        prefixes.append(b"\x64" if seg == "fs_base" else b"\x65")
+    a32 = rng.random() < 0.2
+    if a32:
+        prefixes.append(b"\x67")
+    rng.shuffle(prefixes)
+    code = b"".join(prefixes) + (b"\x66" if size == 2 else b"") + (b"\x48" if size == 8 else b"") \
+        + bytes([op + (size > 1)])
     n = rng.choice((0, 1, 2, 3, rng.randrange(0, 40), rng.randrange(0, 300)))
-    si = DATA + rng.randrange(0x800, DATA_SIZE - 0x800)
+    si = DATA + rng.randrange(0x800, DATA_SIZE - 0x800)  # where the source really is
     di = si + rng.choice((0, 1, 3, 8, 16, -8, -3, rng.randrange(-0x700, 0x700)))
-    st = st.with_regs(rcx=n if rng.random() < 0.9 else st.reg("rcx") & ~M64 >> 32 << 32 | n,
-                      rsi=si, rdi=di)
+    rsi = si
+    if seg is not None:  # the base is added to rsi; where it is ignored, a wrong add leaves the data
+        base = rng.choice((0, rng.randrange(0, si), 0x7FFF0000))
+        setattr(st, seg, base)
+        rsi = si - base if op in (0xA4, 0xA6, 0xAC) else si
+    high = (lambda: rng.getrandbits(32) << 32) if a32 else (lambda: 0)
+    count = n if rng.random() < 0.9 else st.reg("rcx") & ~M64 >> 32 << 32 | n
+    st = st.with_regs(rcx=count | high(), rsi=rsi & M64 | high(), rdi=di | high())
     st.flags["df"] = rng.randrange(2)
     data = bytearray(st.data)
     if op in (0xA6, 0xAE) and rng.random() < 0.7:  # runs of equal elements for repe/repne to stop in

@@ -2,16 +2,20 @@
 
     x86_cpuid(leaf, subleaf) -> (eax, ebx, ecx, edx)     the CPU model of misc.py (pure)
     x86_rdtsc() -> tsc                                    a 1 GHz monotonic counter
-    x86_rep_movs / stos / lods (size, addr_size)          a whole rep loop, exact
-    x86_rep_cmps / scas (size, addr_size, while_equal)    repe/repne, stops like hardware
+    x86_rep_movs / lods (size, addr_size, src_base)       a whole rep loop, exact
+    x86_rep_stos (size, addr_size)
+    x86_rep_cmps (size, addr_size, while_equal, src_base) repe/repne, stops like hardware
+    x86_rep_scas (size, addr_size, while_equal)
 
 The rep helpers read rcx/rsi/rdi/rax/df from env.state and move memory with env.mem.read and
-write (checked; writes to code pages are reported by GuestMemory). Bulk moves go in chunks of
+write (checked; writes to code pages are reported by GuestMemory). src_base is the fs/gs base
+of a segment override on the source (0 without one): the source is read at src_base + rsi (at
+the address size), while rsi itself steps as always. Bulk moves go in chunks of
 at most CHUNK bytes; a move whose destination overlaps the source ahead of it, which the
 hardware turns into a repeating pattern, is copied in pattern-sized pieces (or element by
 element when the distance is not a multiple of the element size), never with memmove.
 
-    >>> IMPLS["x86_rep_movs"](env, 8, 8)     # rep movsq with the registers in env.state
+    >>> IMPLS["x86_rep_movs"](env, 8, 8, 0)     # rep movsq with the registers in env.state
 """
 
 from __future__ import annotations
@@ -82,14 +86,14 @@ def _move(mem, si: int, di: int, n: int, size: int, down: bool) -> None:
         mem.write(lo_d + off, mem.read(lo_s + off, m))
 
 
-def rep_movs(env, size: int, asize: int) -> None:
+def rep_movs(env, size: int, asize: int, src_base: int) -> None:
     st, am = env.state, _amask(asize)
     n = st[_I["rcx"]] & am
     if n == 0:
         return
     down = bool(st[_I["df"]] & 1)
     si, di = st[_I["rsi"]] & am, st[_I["rdi"]] & am
-    _move(env.mem, si, di, n, size, down)
+    _move(env.mem, (si + src_base) & M64, di, n, size, down)
     step = -size if down else size
     _put(st, "rsi", si + n * step, asize)
     _put(st, "rdi", di + n * step, asize)
@@ -115,19 +119,20 @@ def rep_stos(env, size: int, asize: int) -> None:
     _put(st, "rcx", 0, asize)
 
 
-def rep_lods(env, size: int, asize: int) -> None:
+def rep_lods(env, size: int, asize: int, src_base: int) -> None:
     st, am = env.state, _amask(asize)
     n = st[_I["rcx"]] & am
     if n == 0:
         return
     down = bool(st[_I["df"]] & 1)
     si = st[_I["rsi"]] & am
+    lin = (si + src_base) & M64
     step = -size if down else size
     total = n * size
-    lo = si + size - total if down else si
+    lo = lin + size - total if down else lin
     for off in range(0, total, CHUNK):  # every element is read (and may fault); the last one stays
         env.mem.read(lo + off, min(CHUNK, total - off))
-    _put_acc(st, size, env.mem.load(si + (n - 1) * step, size))
+    _put_acc(st, size, env.mem.load(lin + (n - 1) * step, size))
     _put(st, "rsi", si + n * step, asize)
     _put(st, "rcx", 0, asize)
 
@@ -159,7 +164,7 @@ def _sub_flags(st, a: int, c: int, size: int) -> None:
     st[_I["pf"]] = 1 - bin(r & 0xFF).count("1") % 2
 
 
-def _scan(env, size: int, asize: int, while_equal: int, with_src: bool) -> None:
+def _scan(env, size: int, asize: int, while_equal: int, with_src: bool, src_base: int = 0) -> None:
     """repe/repne cmps (with_src) or scas: compare element by element until the count runs
     out or the condition fails; the flags are those of the last comparison."""
     st, am, mem = env.state, _amask(asize), env.mem
@@ -169,6 +174,7 @@ def _scan(env, size: int, asize: int, while_equal: int, with_src: bool) -> None:
     down = bool(st[_I["df"]] & 1)
     step = -size if down else size
     si, di = st[_I["rsi"]] & am, st[_I["rdi"]] & am
+    lin = (si + src_base) & M64  # where the source elements are read
     acc = st[_I["rax"]] & ((1 << (8 * size)) - 1)
     done = 0
     a = c = 0
@@ -177,9 +183,9 @@ def _scan(env, size: int, asize: int, while_equal: int, with_src: bool) -> None:
         # read only the pages the hardware touches: whole elements within the current pages
         m = _window(di + done * step, size, down, n - done)
         if with_src:
-            m = _window(si + done * step, size, down, m)
+            m = _window(lin + done * step, size, down, m)
         cs = _read_elems(mem, di + done * step, m, size, down)
-        as_ = _read_elems(mem, si + done * step, m, size, down) if with_src else [acc] * m
+        as_ = _read_elems(mem, lin + done * step, m, size, down) if with_src else [acc] * m
         for a, c in zip(as_, cs):
             done += 1
             if (a == c) != bool(while_equal):
@@ -192,8 +198,8 @@ def _scan(env, size: int, asize: int, while_equal: int, with_src: bool) -> None:
         _put(st, "rsi", si + done * step, asize)
 
 
-def rep_cmps(env, size: int, asize: int, while_equal: int) -> None:
-    _scan(env, size, asize, while_equal, True)
+def rep_cmps(env, size: int, asize: int, while_equal: int, src_base: int) -> None:
+    _scan(env, size, asize, while_equal, True, src_base)
 
 
 def rep_scas(env, size: int, asize: int, while_equal: int) -> None:
@@ -204,11 +210,13 @@ _STATE_MEM = dict(reads_state=True, writes_state=True, reads_mem=True, writes_me
 register(Helper("x86_cpuid", (I64, I64), (I64, I64, I64, I64), doc="CPUID leaf, subleaf"), _cpuid)
 register(Helper("x86_rdtsc", (), (I64,), reads_state=True,
                 doc="time stamp counter; reads_state keeps two reads from being merged"), _rdtsc)
-register(Helper("x86_rep_movs", (I64, I64), (), **_STATE_MEM, doc="rep movs: size, address size"), rep_movs)
+register(Helper("x86_rep_movs", (I64, I64, I64), (), **_STATE_MEM,
+                doc="rep movs: size, address size, source segment base"), rep_movs)
 register(Helper("x86_rep_stos", (I64, I64), (), **_STATE_MEM, doc="rep stos: size, address size"), rep_stos)
-register(Helper("x86_rep_lods", (I64, I64), (), **_STATE_MEM, doc="rep lods: size, address size"), rep_lods)
-register(Helper("x86_rep_cmps", (I64, I64, I64), (), **_STATE_MEM,
-                doc="repe/repne cmps: size, address size, 1 = while equal"), rep_cmps)
+register(Helper("x86_rep_lods", (I64, I64, I64), (), **_STATE_MEM,
+                doc="rep lods: size, address size, source segment base"), rep_lods)
+register(Helper("x86_rep_cmps", (I64, I64, I64, I64), (), **_STATE_MEM,
+                doc="repe/repne cmps: size, address size, 1 = while equal, source segment base"), rep_cmps)
 register(Helper("x86_rep_scas", (I64, I64, I64), (), **_STATE_MEM,
                 doc="repe/repne scas: size, address size, 1 = while equal"), rep_scas)
 

@@ -6,9 +6,12 @@ memcpy/memset are `rep movsq`/`rep stosq`, and a self-looping block would pay on
 dispatch per element. The helpers keep the exact element-by-element meaning, including
 overlapping forward moves that replicate a pattern, and leave rcx/rsi/rdi/flags as the last
 iteration does. A fault inside a rep helper may leave the registers at a chunk boundary
-(the contract only requires the pc to be exact).
+(the contract only requires the pc to be exact). The source (rsi side of movs, lods, cmps)
+may carry an fs: or gs: override: its base is added to rsi's address, and the helper gets
+it as an argument; the es:rdi destination cannot be overridden in 64-bit mode.
 
-    f3 48 a5   rep movsq   ->  call x86_rep_movs(8, 8)
+    f3 48 a5   rep movsq   ->  call x86_rep_movs(8, 8, 0)
+    64 f3 a4   rep movsb fs:[rsi] ->  call x86_rep_movs(1, 8, fs_base)
     aa         stosb       ->  st rdi, al; rdi += 1 - 2*df
 """
 
@@ -76,19 +79,31 @@ def _rep_kind(ctx: Ctx) -> int:
     return kind
 
 
+def _segment_base(ctx: Ctx, op) -> Value:
+    """The fs/gs base an operand's segment override adds (0 without one)."""
+    seg = op.mem.segment
+    if seg == X.X86_REG_FS:
+        return ctx.b.get("fs_base")
+    if seg == X.X86_REG_GS:
+        return ctx.b.get("gs_base")
+    return ctx.b.c(0, I64)
+
+
 def lift_string(ctx: Ctx) -> None:
     b, insn = ctx.b, ctx.insn
     kind = _KINDS[insn.opcode[0] & 0xFE]
     size = insn.operands[0].size  # every operand of a string op has the element size
     rep = _rep_kind(ctx)
+    src, dst = _mem_ops(ctx)
     if rep:
         args = [b.c(size, I64), b.c(insn.addr_size, I64)]
         if kind in ("cmps", "scas"):
             args.append(b.c(int(rep == 1), I64))  # 1: repeat while equal, 0: while not equal
+        if kind in ("movs", "lods", "cmps"):
+            args.append(_segment_base(ctx, src))
         b.call(f"x86_rep_{kind}", *args)
         return
     ty = ity(size * 8)
-    src, dst = _mem_ops(ctx)
     step = _step(ctx, size)
     if kind == "movs":
         v = b.ld(ea(ctx, src), ty)
