@@ -8,18 +8,10 @@ Random sequences of 3-8 instructions (test_sequences_vs_unicorn) run through the
 the quick tier, with and without the cheap passes, against Unicorn; SEQ_CASES of them.
 HQEMU_SEED=... draws other inputs.
 
-Documented differences from Unicorn (QEMU 5's x86 model), where hqemu follows the hardware:
-  - cmpxchg with a 32-bit operand: the accumulator is written only when the compare fails and
-    a register destination only when it succeeds, so the other keeps its upper half; Unicorn
-    zero-extends both (fixed in later QEMU). The expectation is adjusted (_cmpxchg_fix).
-  - bswap of a 16-bit register is undefined; hqemu clears the word as CPUs do. Not compared.
-  - bt/bts/btr/btc leave OF SF AF PF undefined; the hardware keeps them (checked natively) and
-    so does hqemu, but Unicorn, after another flag writer in the same translation block, derives
-    them from that instruction's lazy flags. Sequences step Unicorn one instruction at a time.
-  - popf of random stack bytes in a sequence: Unicorn runs at CPL 0 (IOPL and IF change) and
-    single-steps when TF is set; user mode keeps IOPL and IF, and hqemu does not model TF.
-    Sequences pop only flags images with TF and IOPL clear and IF set (seq_popf).
-Everything else, undefined flags included, is compared as Unicorn computes it.
+The documented differences from Unicorn (QEMU 5's x86 model), where hqemu follows the
+hardware, are in tests/known_differences.py (cmpxchg32, bswap16, rep-bsf-without-bmi1,
+bt-undefined-flags, popf-cpl0), with the code that compares around them. Everything else,
+undefined flags included, is compared as Unicorn computes it.
 """
 
 from __future__ import annotations
@@ -29,8 +21,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+import known_differences as KD
 import pytest
-from capstone.x86_const import X86_OP_REG
 from x86oracle import (
     CODE,
     DATA,
@@ -50,7 +42,6 @@ from x86oracle import (
 from hqemu.frontends import get, translate_block
 from hqemu.frontends.x86_64 import FRONTEND, lift, misc
 from hqemu.frontends.x86_64.cpu import GPRS, LAYOUT
-from hqemu.frontends.x86_64.operands import REGS
 from hqemu.frontends.x86_64.registry import LIFTERS
 from hqemu.ir import Builder, Unit
 from hqemu.ir.interp import run_block
@@ -544,29 +535,10 @@ FAMILIES = {
 }
 
 
-# --- documented differences ---------------------------------------------------------------------
-def _cmpxchg_fix(code: bytes, st: State, want) -> tuple[object, bool]:
-    """Adjust Unicorn's 32-bit cmpxchg to the hardware's (see the module docstring); returns
-    (outcome, compare?)."""
-    insn = lift.decode(code, CODE)
-    if (insn is None or lift.base_mnemonic(insn) != "cmpxchg" or insn.operands[0].size != 4
-            or want.kind != "jump"):
-        return want, True
-    regs = list(want.regs)
-    reg_dst = insn.operands[0].type == X86_OP_REG
-    if want.flags["zf"]:  # success: the accumulator is not written, unless it is the destination
-        if not (reg_dst and insn.reg_name(insn.operands[0].reg) == "eax"):
-            regs[0] = st.regs[0]
-    elif reg_dst:  # failure: a register destination is not written
-        i = GPRS.index(REGS[insn.reg_name(insn.operands[0].reg)][0])
-        regs[i] = st.regs[i]
-    want.regs = regs
-    return want, True
-
-
+# --- documented differences (tests/known_differences.py) ---------------------------------------
 def _skip(code: bytes) -> bool:
-    insn = lift.decode(code, CODE)
-    return insn is not None and insn.mnemonic == "bswap" and insn.operands[0].size == 2
+    """Cases not compared at all (known_differences: bswap16)."""
+    return KD.not_compared(lift.decode(code, CODE))
 
 
 # the families with the most corner cases get twice the cases
@@ -586,7 +558,7 @@ def run_family(name: str, n: int | None = None, unicorn_code=None) -> None:
         want = run_unicorn(unicorn_code(code) if unicorn_code else code, st, until, count)
         if unicorn_code and want.kind == "jump" and want.pc == CODE + len(unicorn_code(code)):
             want.pc = CODE + len(code)
-        want, _ = _cmpxchg_fix(code, st, want)
+        want = KD.unicorn_cmpxchg32(lift.decode(code, CODE), st, want)
         got = run_hqemu(code, st)
         diffs = compare(want, got)
         RAN[name] += 1
@@ -605,13 +577,9 @@ def test_family(name: str) -> None:
 
 def test_family_bitscan() -> None:
     """Without BMI1/ABM a CPU runs F3 0F BC/BD as bsf/bsr; Unicorn's model has them, so it
-    runs the bytes without the F3."""
+    runs the bytes without the F3 (known_differences: rep-bsf-without-bmi1)."""
     assert not misc.has_feature("bmi1") and not misc.has_feature("abm")
-    def drop_f3(code: bytes) -> bytes:
-        i = 1 if code[0] == 0x66 else 0
-        return code[:i] + code[i + 1:] if code[i] == 0xF3 else code
-
-    run_family("bitscan", unicorn_code=drop_f3)
+    run_family("bitscan", unicorn_code=KD.unicorn_bitscan_code)
 
 
 def test_family_counts(monkeypatch) -> None:
@@ -738,26 +706,16 @@ def seq_compare_cc(rng, st) -> list[Case]:
 
 def seq_popf(rng, st) -> list[Case]:
     """push imm32; popf: a flags image with TF, IF and IOPL as user code keeps them (clear, set,
-    zero), every other bit random; popf of random stack bytes is in the stack family alone."""
+    zero), every other bit random; popf of random stack bytes is in the stack family alone
+    (known_differences: popf-cpl0)."""
     v = (rng.getrandbits(32) & ~0x3100 | 0x200) & 0x7FFFFFFF  # positive: push sign-extends
+    KD.note("popf-cpl0", "user flags image")
     return [(b"\x68" + imm(v, 4), st), (b"\x9d", st)]
 
 
 SEQ_CHAINS = {"adc_chain": seq_adc_chain, "shift_cl": seq_shift_cl, "compare_cc": seq_compare_cc,
               "popf": seq_popf}
 SEQ_CHAIN_WEIGHTS = (3, 3, 3, 1)
-
-
-def _seq_part_ok(code: bytes) -> bool:
-    """Parts a sequence leaves out: the documented single-instruction differences (bswap16;
-    32-bit cmpxchg, which _cmpxchg_fix corrects only alone) and popf of random stack bytes."""
-    insn = lift.decode(code, CODE)
-    if insn is None or _skip(code):
-        return False
-    name = lift.base_mnemonic(insn)
-    if name == "cmpxchg" and insn.operands[0].size == 4:
-        return False
-    return name not in ("popf", "popfq")
 
 
 def gen_sequence(rng) -> tuple[list[bytes], State, bool]:
@@ -773,7 +731,7 @@ def gen_sequence(rng) -> tuple[list[bytes], State, bool]:
                 st = chain[-1][1]
             continue
         code, st = FAMILIES[rng.choice(SEQ_FAMILIES)](rng, st)
-        if _seq_part_ok(code):
+        if KD.sequence_part_ok(lift.decode(code, CODE)):
             parts.append(code)
     branch = len(parts) < 8 and rng.random() < 0.25
     if branch:
@@ -782,9 +740,10 @@ def gen_sequence(rng) -> tuple[list[bytes], State, bool]:
 
 
 def unicorn_steps(parts: list[bytes], branch: bool) -> list[tuple[int | None, int]]:
-    """One Unicorn step per instruction (known_differences: undefined flags after a flag writer):
-    up to the next instruction's address (a rep string op counts one instruction per iteration
-    in Unicorn), and a final jcc as one instruction."""
+    """One Unicorn step per instruction (known_differences: bt-undefined-flags): up to the next
+    instruction's address (a rep string op counts one instruction per iteration in Unicorn),
+    and a final jcc as one instruction."""
+    KD.note("bt-undefined-flags", "sequences stepped")
     steps, end = [], CODE
     for k, part in enumerate(parts):
         end += len(part)

@@ -5,7 +5,8 @@ helpers of x87_helpers.py do the arithmetic) and compared, register by register 
 the status word's condition codes and sticky exception flags, the tag bits and TOP, with the
 host CPU (the final word; x86-64 hosts only) and with Unicorn. Unicorn's x87 (QEMU softfloat)
 differs from hardware in places (NaN selection, some flags): those cases are counted in
-test_x86_sse.UNICORN_DEVIATIONS instead of failing, and only where the host CPU decides.
+UNICORN_DEVIATIONS (tests/known_differences.py: unicorn-vs-host) instead of failing, and only
+where the host CPU decides. FXSAVE's MXCSR_MASK word is not compared (fxsave-mxcsr-mask).
 Without a usable host CPU the comparison falls back to Unicorn alone.
 
 Inputs: random stack contents (zeros, denormals, pseudo-denormals, unnormals, infinities,
@@ -24,6 +25,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import known_differences as KD
 import pytest
 from test_x86_sse import (
     BUF,
@@ -33,7 +35,6 @@ from test_x86_sse import (
     FUZZ,
     GPRS,
     SEED,
-    UNICORN_DEVIATIONS,
     State,
     check,
     native,
@@ -239,10 +240,11 @@ FXSAVE_AT = BUF + 0x100  # a 16-byte aligned 512-byte area inside the DATA page
 
 
 def _fx_differ(got: State, want: State, fields=()) -> list[str]:
-    """_x87_diff plus xmm/mxcsr, ignoring the image's MXCSR_MASK word (CPU-specific: this model
-    says 0xFFFF, an AMD host 0x2FFFF)."""
-    off = FXSAVE_AT - DATA + 28
-    got = State(**{**got.__dict__, "mem": got.mem[:off] + want.mem[off:off + 4] + got.mem[off + 4:]})
+    """_x87_diff plus xmm/mxcsr, ignoring the image's MXCSR_MASK word (known_differences:
+    fxsave-mxcsr-mask)."""
+    at, n = KD.FXSAVE_MXCSR_MASK
+    off = FXSAVE_AT - DATA + at
+    got = State(**{**got.__dict__, "mem": got.mem[:off] + want.mem[off:off + n] + got.mem[off + n:]})
     from test_x86_sse import diff
     return _x87_diff(got, want) + diff(got, want, ("xmm", "mxcsr"))
 
@@ -268,6 +270,8 @@ def test_fxsave_fxrstor(code: str) -> None:
         assert ex == ("jump", CODE + len(c))
         check(c, s, got, _describe(s), differ=_fx_differ, x87=True)
         CASE_COUNT["fxsave" if c[-1] == 0x06 else "fxrstor"] += 1
+        if c[-1] == 0x06:
+            KD.note("fxsave-mxcsr-mask", "fxsave")
     s.gpr["rsi"] = FXSAVE_AT + 8
     assert run_hqemu(c, s)[0] == ("sigsegv", CODE)  # misaligned: #GP
 
@@ -379,5 +383,5 @@ def test_long_double_program_matches_native(cc: str, tmp_path: Path) -> None:
 def test_report_x87_case_counts() -> None:
     """Not a check: how many cases each form ran, and where Unicorn disagreed with the CPU."""
     print("\nx87 cases per form:", dict(sorted(CASE_COUNT.items())))
-    print("Unicorn deviations from the host CPU (all tests):", dict(sorted(UNICORN_DEVIATIONS.items())))
+    print("Unicorn deviations from the host CPU (all tests):", dict(sorted(KD.UNICORN_DEVIATIONS.items())))
     print("host CPU oracle:", "yes" if native() is not None else "no (Unicorn only)", hex(BUF))

@@ -5,8 +5,9 @@ reference interpreter and the quick tier (x87_transcendental.py computes them) a
 with the same instruction run natively from the same state (test_x86_sse.Native): registers,
 TOP, tags, condition codes, sticky flags. hqemu returns the correctly rounded result; the
 hardware is not always correctly rounded, so a result one ulp away (with the C1 and precision
-flag that go with it) is accepted and counted in HOST_NOT_CORRECTLY_ROUNDED, the one list of
-known differences of this oracle; anything else fails. Unicorn is not consulted: its x87
+flag that go with it) is accepted and counted in HOST_NOT_CORRECTLY_ROUNDED
+(tests/known_differences.py: x87-host-rounding), the one known difference of this oracle;
+anything else fails. Unicorn is not consulted: its x87
 transcendentals go through host doubles.
 
 Inputs: seeded random values per instruction (its natural range, every exponent, near
@@ -24,6 +25,7 @@ from collections import Counter
 from fractions import Fraction
 
 import pytest
+from known_differences import HOST_NOT_CORRECTLY_ROUNDED
 from test_x86_sse import CODE, FUZZ, SEED, native, run_hqemu
 from test_x87 import _describe, _x87_diff, ext_value, x87_state
 
@@ -36,9 +38,9 @@ ENCODING = {"f2xm1": "d9f0", "fyl2x": "d9f1", "fptan": "d9f2", "fpatan": "d9f3",
             "fyl2xp1": "d9f9", "fsincos": "d9fb", "fsin": "d9fe", "fcos": "d9ff"}
 CASE_COUNT: Counter = Counter()  # instruction -> cases compared with the host
 EXACT: Counter = Counter()  # instruction -> cases where the host's result is bit-exact ours
-# instruction -> cases where the host is not correctly rounded: its result is one ulp from the
-# correctly rounded one hqemu returns (or equal, with C1 telling the other rounding direction)
-HOST_NOT_CORRECTLY_ROUNDED: Counter = Counter()
+# HOST_NOT_CORRECTLY_ROUNDED (known_differences.py): instruction -> cases where the host is not
+# correctly rounded: its result is one ulp from the correctly rounded one hqemu returns (or
+# equal, with C1 telling the other rounding direction)
 
 pytestmark = pytest.mark.skipif(native() is None, reason="needs an x86-64 host CPU as the oracle")
 
