@@ -219,6 +219,41 @@ def test_a_unit_chains_through_the_table_its_record_names(guests, indirect):
         assert (rec.ind_from, rec.ind_to) == ((0x1000, 0x2000) if indirect else (0, 0))
 
 
+def test_instruction_count_is_live_inside_a_looping_unit(guests):
+    """A unit that loops inside itself never comes back to the dispatcher: the record's count
+    must still grow while it runs (the status endpoint reads it from another thread), and end
+    exact (oracle: blocks entered times their instructions)."""
+    u = Unit("x86_64", LAYOUT)
+    b = Builder(u, u.new_block(0x1000))
+    b.insn(0x1000, 3)
+    b.exit("jump", 0x1003)
+    b = Builder(u, u.new_block(0x1003))
+    b.insn(0x1003, 4)
+    b.insn(0x1007, 2)
+    c = b.sub(b.get("rcx"), 1)
+    b.put("rcx", c)
+    b.exit_if(b.setcond("ne", c, 0), "jump", 0x1003)
+    b.exit("syscall", 0x1009)
+    code = compile_units([u], "cheap")  # O2 would delete the counting loop
+    g = guests()
+    n = 1 << 28
+    g.set(rcx=n)
+    d = dispatcher(g)
+    d.install(0x1000, code[0x1000])
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(d.run(0x1000)))
+    t.start()
+    seen = []
+    while t.is_alive() and len(seen) < 3:
+        time.sleep(0.02)
+        seen.append(d.guest_insns)
+    t.join(60)
+    assert out == [("syscall", 0x1009, None)]
+    assert d.guest_insns == 1 + 2 * n
+    live = [x for x in seen if 0 < x < 1 + 2 * n]
+    assert live and live == sorted(live), seen
+
+
 def test_exit_kinds_come_back_to_python(guests):
     def a(b):
         b.insn(0x1000, 2)

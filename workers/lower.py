@@ -7,8 +7,8 @@ exit kind's index in EXIT_KINDS (0 = jump) on every exit.
 
 The exit info record (EXITINFO_*: i64 slots at fixed byte offsets, laid out in workers/abi.py;
 the native dispatcher, hqemu/native/dispatch.py, appends its own fields after EXITINFO_SIZE):
-besides the kind, the unit counts each IR block's guest instructions when the block is entered
-and adds the count to the ICOUNT slot when it exits (a fault loses it),
+besides the kind, the unit adds each IR block's guest instruction count to the ICOUNT slot when
+the block is entered (the running total in a register, stored, never reloaded),
 writes the guest pc of every instruction that touches guest memory to INSN_PC with a volatile
 store (so a SIGSEGV handler knows which guest instruction faulted, whatever LLVM reordered
 around it), and sets IN_HELPER to 1 while a helper runs (a fault then is the host's own).
@@ -255,7 +255,6 @@ class _Fn:
         label = self.label("x")
         out = [f"{label}:"]
         self.store_back(out)
-        self.flush_icount(out)
         if kind == "jump" and pc_operand.startswith("%"):  # an indirect jump: the edge, for sampling
             out += [f"  store i64 {_int_lit(self.unit.pc, 64)}, ptr {self.info('ind_from')}, align 8",
                     f"  store i64 {pc_operand}, ptr {self.info('ind_to')}, align 8"]
@@ -265,17 +264,6 @@ class _Fn:
         out.append(f"  ret i64 {pc_operand}")
         self.tail += out
         return label
-
-    def flush_icount(self, out: list[str]) -> None:
-        """Add the guest instructions this unit entered to the record's count. A loop keeps its
-        count in a register this way: adding to the record in every block made a chain of
-        read-modify-writes through memory, ~5 cycles a block. A fault loses the unit's count."""
-        n = self.label("")
-        p = self.info("icount")
-        out += [f"  %ic{n}.l = load i64, ptr %icount, align 8",
-                f"  %ic{n}.r = load i64, ptr {p}, align 8",
-                f"  %ic{n}.s = add i64 %ic{n}.r, %ic{n}.l",
-                f"  store i64 %ic{n}.s, ptr {p}, align 8"]
 
     def chain_to(self, out: list[str], pc: str) -> None:
         """Look pc up in the dispatch table as hqemu_dispatch does and tail-call the unit found
@@ -768,9 +756,7 @@ def lower_call(fn: _Fn, op: Op) -> None:
     bad = fn.tmp(f"icmp eq i64 {e}, {_int_lit(ABORT, 64)}")
     cont, abort = fn.label("c"), fn.label("abort")
     fn.emit(f"br i1 {bad}, label %{abort}, label %{cont}, !prof !0")
-    fn.tail.append(f"{abort}:")
-    fn.flush_icount(fn.tail)
-    fn.tail.append(f"  ret i64 {_int_lit(fn.cur_pc, 64)}")
+    fn.tail += [f"{abort}:", f"  ret i64 {_int_lit(fn.cur_pc, 64)}"]
     fn.start(cont)
     if writes:
         fn.reload()
@@ -798,9 +784,11 @@ def lower_unit(unit: Unit, name: str, fault_pcs: bool = True, chain: bool = True
         fn.cur_pc = b.pc
         fn.start(f"b{i}")
         n_insns = sum(1 for op in b.ops if op.name == "insn")
-        if n_insns:  # counted in a local (a register once promoted), added to the record at exits
+        if n_insns:  # the running total lives in a local (a register once promoted): plain stores
             c = fn.tmp("load i64, ptr %icount, align 8")
-            fn.emit(f"store i64 {fn.tmp(f'add i64 {c}, {n_insns}')}, ptr %icount, align 8")
+            c2 = fn.tmp(f"add i64 {c}, {n_insns}")
+            fn.emit(f"store i64 {c2}, ptr %icount, align 8")
+            fn.emit(f"store i64 {c2}, ptr {fn.info('icount')}, align 8")
         ended = False
         for k, op in enumerate(b.ops):
             if ended:
@@ -828,9 +816,13 @@ def _module(fn: _Fn) -> str:
     for tid in sorted(fn.spilled):
         entry.append(f"  %a.t{tid} = alloca {llty(fn.temp_ty[tid])}")
     entry += fn.entry_extra
-    entry += ["  %icount = alloca i64, align 8", "  store i64 0, ptr %icount, align 8"]
+    icount = fn.info("icount")
     for slot in sorted(fn.info_slots):
         entry.append(f"  %x.{slot} = getelementptr inbounds i8, ptr %exitinfo, i64 {_INFO_OFFSETS[slot]}")
+    # the record's count, kept in a register and stored back at every block entered: adding
+    # to the record in memory made a loop-carried chain of read-modify-writes (~5 cycles a block)
+    entry += ["  %icount = alloca i64, align 8", f"  %icount.0 = load i64, ptr {icount}, align 8",
+              "  store i64 %icount.0, ptr %icount, align 8"]
     if fn.has_calls:  # a stale ABORT from an earlier run must not look like a helper's
         entry.append("  store i64 0, ptr %exitinfo, align 8")
     entry.append("  br label %b0")
