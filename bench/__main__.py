@@ -1,7 +1,7 @@
 """`python -m bench`: the SPEC-like programs (or issue 4's kernels) under native, qemu-x86_64 and
 hqemu's modes: tables of time ratios, an SVG chart, pyperf JSON.
 
-    $ .venv/bin/python -m bench [--suite spec|kernels] [--size quick|ref] [--only NAME,...]
+    $ .venv/bin/python -m bench [--suite spec|kernels] [--size quick|short|ref] [--only NAME,...]
                                 [--configs native,qemu,hybridm,...] [--reps N] [--chart FILE]
                                 [--list] [--report FILE]
 
@@ -22,6 +22,7 @@ from .report import format_report
 from .runner import (
     CONFIGS,
     OUT,
+    SIZES,
     WORKLOADS,
     Workload,
     config_named,
@@ -41,10 +42,13 @@ def workloads_of(suite: str) -> dict[str, Workload]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    first_paragraph = " ".join(__doc__.split("\n\n")[0].split())
+    ap = argparse.ArgumentParser(prog="python -m bench", description=first_paragraph)
     ap.add_argument("--suite", choices=("spec", "kernels"), default="spec",
                     help="spec: bench/programs (issue 6, default); kernels: bench/kernels (issue 4)")
-    ap.add_argument("--size", choices=("quick", "ref"), default="ref")
+    ap.add_argument("--size", choices=SIZES, default="ref",
+                    help="ref (default): ~2.5 s natively; quick: a smoke run; short (kernels only): "
+                    "the first reference size, ~0.3-0.5 s natively, dominated by hqemu's start-up")
     ap.add_argument("--only", default="", help="comma list of workloads (default: all)")
     ap.add_argument("--configs", default="",
                     help=f"comma list of {', '.join(CONFIGS)} (hqemu- may be left out); default: all at "
@@ -67,10 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
+    if any(a.size not in w.args for w in known.values()):
+        ap.error(f"the {a.suite} suite has no size {a.size} (the kernels have short)")
     if a.list:
         for w in known.values():
-            print(f"{w.name:<11} {w.group:<5} quick {' '.join(w.args['quick']):<9} "
-                  f"ref {' '.join(w.args['ref']):<9} {w.doc}")
+            sizes = " ".join(f"{k} {' '.join(v):<9}" for k, v in w.args.items())
+            print(f"{w.name:<11} {w.group:<5} {sizes} {w.doc}")
         for c in CONFIGS.values():
             print(f"{c.name:<16} {c.doc}" + (f" [unavailable: {why}]" if (why := c.unavailable()) else ""))
         return 0

@@ -122,6 +122,8 @@ def _stats_table(r: SuiteResult, hq: list[str]) -> list[str]:
                          f"{st['native_pct']:.2f}" if "native_pct" in st else "-",
                          str(st.get("traces", "-")), str(st.get("merged", "-")),
                          str(st.get("units", "-")), str(st.get("misses", "-")),
+                         str(sum(v for k, v in st["returns"].items() if k != "miss"))
+                         if "returns" in st else "-",
                          f"{st['translate_s']:.2f}" if "translate_s" in st else "-",
                          f"{st['compile_total_ms'] / 1e3:.2f}" if "compile_total_ms" in st else "-",
                          pp("total"), pp("latency")])
@@ -129,11 +131,12 @@ def _stats_table(r: SuiteResult, hq: list[str]) -> list[str]:
         return []
     return ["", "Where hqemu's time went (its -d stats, of the median run): guest instructions (millions), "
             "share run as native code, traces installed and merged, native units entered, returns to "
-            "Python on a dispatch miss, seconds of quick-tier translation and of LLVM compilation "
+            "Python on a dispatch miss and for other reasons (syscalls, helpers, signals, faults), "
+            "seconds of quick-tier translation and of LLVM compilation "
             "(summed over traces, in workers for hybridm), compile time per trace and latency from "
             "submission to installation (p50 / p90 ms)", "",
             *_table(["workload", "mode", "M insns", "native %", "traces", "merged", "units", "misses",
-                     "quick xlate s", "compile s", "compile ms", "latency ms"], rows)]
+                     "other returns", "quick xlate s", "compile s", "compile ms", "latency ms"], rows)]
 
 
 def format_report(r: SuiteResult) -> str:

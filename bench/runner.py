@@ -55,7 +55,7 @@ class Workload:
     name: str
     group: str  # INT or FP: geometric means are per group; START is a baseline, outside the means
     source: Path
-    args: dict[str, list[str]]  # size name (quick, ref) -> guest argv[1:]
+    args: dict[str, list[str]]  # size name (quick, ref; kernels also short) -> guest argv[1:]
     doc: str  # one line: what it stresses
     suite: str = "kernels"  # kernels (issue 4) or spec (issue 6: output must be "<name> checksum V")
 
@@ -64,21 +64,27 @@ class Workload:
         return OUT / self.name if self.suite == "kernels" else OUT / "programs" / self.name
 
 
-def _k(name: str, group: str, quick: list[str], ref: list[str], doc: str) -> Workload:
-    return Workload(name, group, KERNELS / f"{name}.c", {"quick": quick, "ref": ref}, doc)
+def _k(name: str, group: str, quick: str, short: str, ref: str, doc: str) -> Workload:
+    sizes = {"quick": quick.split(), "short": short.split(), "ref": ref.split()}
+    return Workload(name, group, KERNELS / f"{name}.c", sizes, doc)
 
 
-# Sizes: "ref" runs ~0.5-1 s natively, "quick" ~0.05 s (re-measure when a kernel changes).
+# Sizes (native seconds on the machine of docs/performance.md; re-measure when a kernel changes):
+# "ref" ~2.5 s, the reference size of the SPEC-like suite too (a long-running workload, where the
+# start-up is part of the run, not all of it); "short" ~0.3-0.5 s, the first reference size,
+# dominated by hqemu's start-up; "quick" ~0.05 s, a smoke run.
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
-    _k("startup", "START", [], [], "prints its argc: the fixed cost of starting a static glibc program"),
-    _k("int_loop", "INT", ["5000000"], ["60000000"], "xorshift and multiplicative hash into a table"),
-    _k("mem_stream", "INT", ["70"], ["1000"], "copy/scale/add/triad over three 2 MiB u64 arrays"),
-    _k("calls", "INT", ["31"], ["37"], "recursive fib and calls through a pointer table"),
-    _k("sort", "INT", ["5"], ["60"], "hand-written quicksort of 100000 ints, repeated"),
-    _k("fp_nbody", "FP", ["250000"], ["3000000"], "five-body simulation in double precision"),
-    _k("fp_matmul", "FP", ["20"], ["250"], "160x160 double matrix multiply, i-k-j order"),
-    _k("fp_stencil", "FP", ["200"], ["5000"], "5-point Jacobi relaxation on a 256x256 double grid"),
+    _k("startup", "START", "", "", "", "prints its argc: the fixed cost of starting a static glibc program"),
+    _k("int_loop", "INT", "5000000", "60000000", "400000000",
+       "xorshift and multiplicative hash into a table"),
+    _k("mem_stream", "INT", "70", "1000", "5500", "copy/scale/add/triad over three 2 MiB u64 arrays"),
+    _k("calls", "INT", "31", "37", "41", "recursive fib and calls through a pointer table"),
+    _k("sort", "INT", "5", "60", "340", "hand-written quicksort of 100000 ints, repeated"),
+    _k("fp_nbody", "FP", "250000", "3000000", "20000000", "five-body simulation in double precision"),
+    _k("fp_matmul", "FP", "20", "250", "2000", "160x160 double matrix multiply, i-k-j order"),
+    _k("fp_stencil", "FP", "200", "5000", "34000", "5-point Jacobi relaxation on a 256x256 double grid"),
 ]}
+SIZES = ("quick", "short", "ref")  # the kernels' sizes; the SPEC-like suite has quick and ref
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,8 @@ CONFIGS: dict[str, Config] = {c.name: c for c in [
     Config("hqemu-none", "hqemu", "none", "quick tier only: generated Python per block"),
     Config("hqemu-block", "hqemu", "block", "every block compiled by LLVM"),
     Config("hqemu-hybrids", "hqemu", "hybrids", "traces compiled on the main thread"),
-    Config("hqemu-hybridm", "hqemu", "hybridm", "traces compiled by worker processes (hqemu's default)"),
+    Config("hqemu-hybridm", "hqemu", "hybridm", "traces compiled by one worker process (hqemu's default)",
+           workers=1),
     Config("hqemu-hybridm-2w", "hqemu", "hybridm", "as hybridm with two worker processes", workers=2),
     Config("hqemu-hybridm-warm", "hqemu", "hybridm", "as hybridm, a user's second run: the persistent code "
            "cache holds the first run's translations and traces", warm=True),
@@ -192,6 +199,7 @@ _TRACES = re.compile(r"traces formed (\d+), installed (\d+)|^\s*traces_installed
 _XLATE = re.compile(r"quick tier: (\d+) blocks translated.*? in ([\d.]+) s"
                     r"|^\s*translate_seconds: ([\d.]+)", re.M)
 _MISS = re.compile(r"returns to Python: .*?miss=(\d+)|native_returns: .*?miss=(\d+)", re.M)
+_RETURNS = re.compile(r"returns to Python: (.*)$", re.M)
 _COMPILED = re.compile(r"^\s*compile total: total ([\d.]+) ms", re.M)
 _UNITS = re.compile(r"native: (\d+) units entered", re.M)
 _MERGED = re.compile(r"traces formed \d+, installed \d+.*?merged (\d+)", re.M)
@@ -208,6 +216,8 @@ def parse_stats(text: str) -> dict:
         d["translate_s"] = float(m[2] or m[3])
     if m := _MISS.search(text):
         d["misses"] = int(m[1] or m[2])
+    if m := _RETURNS.search(text):  # every reason: miss, syscall, helper, signal, fault, ...
+        d["returns"] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m[1])}
     if m := _COMPILED.search(text):
         d["compile_total_ms"] = float(m[1])
     if m := _UNITS.search(text):

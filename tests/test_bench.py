@@ -29,6 +29,7 @@ from bench.chart import chart_svg  # noqa: E402
 from bench.report import format_report, geomean  # noqa: E402
 from bench.runner import (  # noqa: E402
     CONFIGS,
+    SIZES,
     WORKLOADS,
     Cell,
     Sample,
@@ -48,10 +49,10 @@ TINY = {"startup": [], "int_loop": ["20000"], "mem_stream": ["1"], "calls": ["15
 needs_gcc = pytest.mark.skipif(not shutil.which("gcc"), reason="gcc missing")
 
 
-def test_every_workload_has_tiny_args_and_both_sizes():
+def test_every_workload_has_tiny_args_and_every_size():
     assert set(TINY) == set(WORKLOADS)
     for w in WORKLOADS.values():
-        assert set(w.args) == {"quick", "ref"} and w.source.exists() and w.group in ("INT", "FP", "START")
+        assert set(w.args) == set(SIZES) and w.source.exists() and w.group in ("INT", "FP", "START")
 
 
 @needs_gcc

@@ -4,7 +4,7 @@
    one is scored by the Viterbi dynamic programming of hmmer's P7Viterbi, row by row. The
    best-scoring hits are realigned with a full matrix and traced back. Usage: hmmer [sequences]. */
 // bench-group: INT
-// bench-quick: 5
+// bench-quick: 6
 // bench-ref: 70000
 // bench-doc: Plan7 profile HMM Viterbi search with integer log-odds scores over generated sequences (like 456.hmmer)
 #include <stdint.h>
