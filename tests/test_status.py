@@ -292,10 +292,37 @@ def test_traces_sort_limit_and_bad_queries(live, program):
     assert pcs == sorted(pcs, reverse=True)
     assert len(live.json("traces?sort=id&limit=1")["traces"]) == 1
     assert live.json("traces?limit=0")["traces"] == []
-    for bad in ("sort=bogus", "limit=-1", "limit=x", "order=up", "colour=red", "limit=1&limit=2", "sort"):
+    for bad in ("sort=bogus", "limit=-1", "limit=x", "order=up", "colour=red", "limit=1&limit=2", "sort",
+                *(f"limit={v}" for v in NOT_ASCII_COUNTS)):
         code, headers, body = live.get(f"traces?{bad}")
         assert code == 400 and headers["Content-Type"].startswith("application/json"), bad
-        assert json.loads(body)["status"] == 400 and json.loads(body)["error"]
+        error = json.loads(body)
+        assert error["status"] == 400 and error["error"] and "\n" not in error["error"], (bad, error)
+        if bad.startswith("limit=") and "&" not in bad:
+            assert error["error"].startswith("limit must be"), (bad, error)
+
+
+# limit values str.isdigit() (or int()) would take: Arabic-Indic and fullwidth three, a
+# superscript two, Devanagari seven, then signs, blanks, an empty value, and more than 18 digits
+NOT_ASCII_COUNTS = ("%D9%A3", "%EF%BC%93", "%C2%B2", "%E0%A5%AD", "+3", "%203", "3%20", "", "9" * 19)
+
+
+def test_numeric_query_parameters_take_ascii_digits_only():
+    """select() itself: Python's own int() and str.isdigit() are the oracle of what to refuse."""
+    from urllib.parse import unquote
+
+    from hqemu.status.snapshot import select
+
+    rows = [{"id": i, "samples": 10 - i} for i in range(5)]
+    for text in ("0", "3", "007", "5", "99"):
+        assert [r["id"] for r in select(rows, {"limit": [text]})["traces"]] == list(range(min(int(text), 5)))
+    for raw in NOT_ASCII_COUNTS:
+        text = unquote(raw)
+        if raw.startswith("%") and len(text) == 1:  # one non-ASCII digit: Python alone would take it
+            assert text.isdigit() and not text.isascii(), raw
+        with pytest.raises(ValueError, match=r"^limit must be a non-negative integer in ASCII digits") as e:
+            select(rows, {"limit": [text]})
+        assert "\n" not in str(e.value) and len(str(e.value)) < 120
 
 
 def test_symbols_agree_with_nm(program):

@@ -36,6 +36,7 @@ QUERY_KEYS = ("sort", "order", "limit")
 # fields that name or place a trace sort ascending by default; the measures (samples, blocks,
 # compile time, ...) descending, so ?sort=samples&limit=20 is the 20 hottest
 ASCENDING = ("id", "head_pc", "symbol", "state", "installed_at")
+MAX_DIGITS = 18  # a numeric query parameter longer than this is refused, not parsed
 
 
 def retrying(read: Callable[[], T], tries: int = TRIES) -> T:
@@ -142,6 +143,22 @@ def _row(t: InstalledTrace, state: str, samples: Mapping[int, int],
     }
 
 
+def _shown(text: str) -> str:
+    """A client's value in an error: quoted (repr: one line), at most 40 characters of it."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+
+
+def _count(query: Mapping[str, list[str]], key: str) -> int | None:
+    """A numeric query parameter: ASCII digits only (str.isdigit and int() also take '٣' or
+    '３'); None if absent, ValueError (one line) if it is anything else."""
+    if key not in query:
+        return None
+    text = query[key][0]
+    if not (0 < len(text) <= MAX_DIGITS and text.isascii() and text.isdigit()):
+        raise ValueError(f"{key} must be a non-negative integer in ASCII digits, not {_shown(text)}")
+    return int(text)
+
+
 def select(rows: Sequence[dict[str, Any]], query: Mapping[str, list[str]]) -> dict[str, Any]:
     """The /traces answer for a parsed query string; ValueError (one line) if the query is bad.
 
@@ -151,26 +168,21 @@ def select(rows: Sequence[dict[str, Any]], query: Mapping[str, list[str]]) -> di
     """
     unknown = sorted(set(query) - set(QUERY_KEYS))
     if unknown:
-        raise ValueError(f"unknown query parameter {unknown[0]!r} (accepted: {', '.join(QUERY_KEYS)})")
+        raise ValueError(f"unknown query parameter {_shown(unknown[0])} (accepted: {', '.join(QUERY_KEYS)})")
     for key, values in query.items():
         if len(values) != 1:
-            raise ValueError(f"query parameter {key!r} given {len(values)} times")
+            raise ValueError(f"query parameter {_shown(key)} given {len(values)} times")
     sort = query.get("sort", ["samples"])[0]
     field = sort.lstrip("-")
     desc = sort.startswith("-") or (sort == field and field not in ASCENDING)
     if field not in SORT_FIELDS:
-        raise ValueError(f"cannot sort by {field!r} (fields: {', '.join(SORT_FIELDS)})")
+        raise ValueError(f"cannot sort by {_shown(field)} (fields: {', '.join(SORT_FIELDS)})")
     order = query.get("order", [None])[0]
     if order is not None:
         if order not in ("asc", "desc"):
-            raise ValueError(f"order must be asc or desc, not {order!r}")
+            raise ValueError(f"order must be asc or desc, not {_shown(order)}")
         desc = order == "desc"
-    limit: int | None = None
-    if "limit" in query:
-        text = query["limit"][0]
-        if not text.isdigit():
-            raise ValueError(f"limit must be a non-negative integer, not {text!r}")
-        limit = int(text)
+    limit = _count(query, "limit")
     key = "head_pc_int" if field == "head_pc" else field
     present = [r for r in rows if r.get(key) is not None]
     absent = [r for r in rows if r.get(key) is None]
