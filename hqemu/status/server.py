@@ -6,11 +6,14 @@
     >>> server.stop()                              # process.run does this at exit
 
 Safety. The handlers only read (hqemu.status.snapshot); nothing a client sends reaches the
-emulation. Every thread is a daemon, so the server never keeps the process alive; a client
-gets SOCKET_TIMEOUT seconds per read, so a slow one holds only its own thread; the request
-line and the headers are capped (414 and 431); other methods than GET and HEAD get 405,
-unknown paths 404, and every error is a JSON body. Nothing is printed: the guest's stderr
-is the same with and without the endpoint.
+emulation. Every thread is a daemon, so the server never keeps the process alive. A client
+has REQUEST_DEADLINE seconds for a whole request head, however it trickles the bytes (408,
+or a silent close if it sent nothing), and WRITE_TIMEOUT for each write of the answer, so a
+slow one holds its thread for seconds, not minutes; at most MAX_CONNECTIONS are served at
+once (one thread each), the next ones get a 503 at once from the accepting thread; the
+request line and the headers are capped (414 and 431); other methods than GET and HEAD get
+405, unknown paths 404, and every error is a JSON body. Nothing is printed: the guest's
+stderr is the same with and without the endpoint.
 
 The quick tier holds the GIL while the guest runs in Python; a request thread gets it at
 the interpreter's switch interval (5 ms) after each blocking call, so an answer takes a few
@@ -19,9 +22,12 @@ switch intervals (docs/status.md has the measured times).
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +43,9 @@ from .snapshot import Snapshots, select
 if TYPE_CHECKING:
     from hqemu.runtime.engine import Engine
 
-SOCKET_TIMEOUT = 5.0  # seconds a client may take to send a request line or header
+REQUEST_DEADLINE = 5.0  # seconds a client has for a whole request head: line and headers
+WRITE_TIMEOUT = 5.0  # seconds each write of an answer may block on a client that does not read
+MAX_CONNECTIONS = 64  # connections served at once, a thread each; more get a 503 at once
 MAX_REQUEST_LINE = 8192  # bytes; longer is 414
 MAX_HEADER_BYTES = 16384  # all header lines together; more is 431
 POLL_INTERVAL = 0.1  # serve_forever's shutdown check: bounds how long stop() waits
@@ -48,6 +56,43 @@ FALLBACK_PAGE = (b"<!doctype html><html><head><meta charset='utf-8'><title>hqemu
                  b"(Prometheus)</li></ul></body></html>\n")
 
 
+_BUSY_BODY = b'{"error": "too many connections", "status": 503}\n'
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nServer: hqemu-status\r\n"
+        b"Content-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\nRetry-After: 1\r\n"
+        b"Connection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, each bounded by what is left of one deadline for the request
+    (a socket timeout alone is per read: one byte every 3 s would hold the thread forever)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.deadline = math.inf
+        self.received = 0  # bytes since the deadline was set
+        self.expired = False
+
+    def readable(self) -> bool:
+        return True
+
+    def start(self, seconds: float) -> None:
+        self.deadline, self.received, self.expired = time.monotonic() + seconds, 0, False
+
+    def readinto(self, b: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.expired = True
+            raise TimeoutError("request deadline passed")
+        self.sock.settimeout(left)
+        try:
+            n = self.sock.recv_into(b)
+        except TimeoutError:
+            self.expired = True
+            raise
+        self.received += n
+        return n
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a request thread never keeps the process alive
     block_on_close = False
@@ -56,6 +101,42 @@ class _Server(ThreadingHTTPServer):
     # another socket listens on is still EADDRINUSE on Linux (that would take SO_REUSEPORT)
     allow_reuse_address = True
     snapshots: Snapshots
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        self.active = 0  # connections being served (each has its thread)
+        self._active_lock = threading.Lock()
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """On the accepting thread: a thread for the connection, or a 503 if all are taken."""
+        with self._active_lock:
+            full = self.active >= self.max_connections
+            if not full:
+                self.active += 1
+        if full:
+            try:
+                request.setblocking(False)  # the answer fits the send buffer; never wait for a client
+                request.send(BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started (cannot start a new thread)
+            self._done()
+            self.shutdown_request(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._active_lock:
+            self.active -= 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that went away; printing would change the guest's stderr
@@ -64,7 +145,29 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
-    timeout = SOCKET_TIMEOUT  # StreamRequestHandler puts it on the socket
+    timeout = WRITE_TIMEOUT  # StreamRequestHandler puts it on the socket; reads set their own
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the stdlib's reader: reads go through the deadline instead
+        self._reader = _DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        """One request; its head (line and headers) must arrive within REQUEST_DEADLINE."""
+        self._reader.start(REQUEST_DEADLINE)
+        # what send_error and log_request read, in case the request line never parses
+        self.command, self.requestline, self.request_version = "", "", "HTTP/1.1"
+        super().handle_one_request()  # a timeout there only closes the connection
+        if self._reader.expired:
+            self.close_connection = True
+            if self._reader.received:  # a client that started a request learns why it ends
+                self.send_error(HTTPStatus.REQUEST_TIMEOUT, f"request head not received within "
+                                f"{REQUEST_DEADLINE:g} s")
+
+    def end_headers(self) -> None:
+        self.connection.settimeout(WRITE_TIMEOUT)  # the reads left a shorter timeout on the socket
+        super().end_headers()
 
     def version_string(self) -> str:
         return "hqemu-status"
