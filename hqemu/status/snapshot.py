@@ -88,7 +88,12 @@ def stage_seconds(engine: Engine) -> dict[str, list[float]]:
 
 
 def trace_rows(engine: Engine) -> list[dict[str, Any]]:
-    """Every trace the tier knows: installed, queued, compiling or failed (in that order)."""
+    """Every trace the tier knows: installed or superseded, queued, compiling, failed (in that order).
+
+    The sampler counts by the guest pc of the unit entered, which is a head pc: a head's
+    samples go to the unit installed there last (tier.traces is in installation order), and
+    an older unit at the same head (a trace a merged region replaced) is "superseded", with 0
+    samples, as are the rows of traces not installed."""
     tier = engine.tier
     if tier is None:
         return []
@@ -97,13 +102,18 @@ def trace_rows(engine: Engine) -> list[dict[str, Any]]:
     if sampler is not None:
         samples = sampler.snapshot() if hasattr(sampler, "snapshot") else dict(sampler.counts)
     syms = symbols_for(engine.env)
-    rows = [_row(t, t.state, samples, syms.lookup) for t in list(tier.traces)]
+    traces = list(tier.traces)
+    current = {t.head_pc: t.id for t in traces if t.state == "installed"}  # the last one installed wins
+    rows = []
+    for t in traces:
+        state = "superseded" if t.state == "installed" and current[t.head_pc] != t.id else t.state
+        rows.append(_row(t, state, samples.get(t.head_pc, 0) if state == "installed" else 0, syms.lookup))
     pool = getattr(tier, "pool", None)
     if pool is not None:
         snap = pool.snapshot()
         for state, reqs in (("queued", snap.queued), ("compiling", snap.compiling)):
-            rows += [_row(r.meta[0], state, samples, syms.lookup) for r in reqs if _is_trace(r.meta)]
-    rows += [_row(t, "failed", samples, syms.lookup) for t in list(getattr(tier, "failed", ()))]
+            rows += [_row(r.meta[0], state, 0, syms.lookup) for r in reqs if _is_trace(r.meta)]
+    rows += [_row(t, "failed", 0, syms.lookup) for t in list(getattr(tier, "failed", ()))]
     return rows
 
 
@@ -111,8 +121,7 @@ def _is_trace(meta: Any) -> bool:
     return isinstance(meta, tuple) and len(meta) >= 1 and hasattr(meta[0], "head_pc")
 
 
-def _row(t: InstalledTrace, state: str, samples: Mapping[int, int],
-         lookup: Callable[[int], str | None]) -> dict[str, Any]:
+def _row(t: InstalledTrace, state: str, samples: int, lookup: Callable[[int], str | None]) -> dict[str, Any]:
     stages = dict(t.stages)
     exits = list(getattr(t, "exit_list", ()))
     targets = sorted({e.target for e in exits if e.target is not None})
@@ -131,7 +140,7 @@ def _row(t: InstalledTrace, state: str, samples: Mapping[int, int],
         "exit_targets": [f"0x{pc:x}" for pc in targets],
         "exit_list": [{"from": f"0x{e.block_pc:x}", "kind": e.kind,
                        "target": f"0x{e.target:x}" if e.target is not None else None} for e in exits],
-        "samples": samples.get(t.head_pc, 0),
+        "samples": samples,
         "exec_count": getattr(t, "exec_count", None),  # native code does not count runs (yet)
         "compile_seconds": stages.get("total", sum(stages.values())),
         "stages": stages,
