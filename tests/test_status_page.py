@@ -4,9 +4,14 @@ Two servers feed it. A canned one (stdlib http.server, in this process) answers 
 distinctive values, some keys missing, and /traces as a bare list once, then HTTP 500: the
 rendered DOM must show those values as the page formats them, "-" for the missing keys, the
 last good trace table and a visible error line. Then a real guest under `--status-port 0`
-(hqemu's own server): the DOM must show the run's program and pid and a traces-installed
-figure between two /status reads taken before and after; a screenshot is kept in
-build/test-artifacts/status-page.png.
+(hqemu's own server, in a clean environment and without the persistent code cache, so
+nothing of the user's can change the run): the DOM must show the run's program and pid and a
+traces-installed figure between two /status reads taken before and after, and after a few
+refreshes both charts must hold drawn lines and areas, one point per refresh; a screenshot
+is kept in build/test-artifacts/status-page.png. The page must be self-contained: the served
+text names no other origin (src/href attributes, CSS @import and url(), any http(s) URL but
+the SVG namespace), and Chromium's network log shows every request the page made going to
+the hqemu server.
 
 Chromium's --virtual-time-budget runs the page's one-second polling timers without waiting for
 them in real time (network loads still take real time), so a few polls take about a second.
@@ -15,8 +20,8 @@ them in real time (network loads still take real time), so a few polls take abou
 from __future__ import annotations
 
 import json
-import os
 import queue
+import re
 import shutil
 import struct
 import subprocess
@@ -26,6 +31,7 @@ import urllib.request
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import guestrun
 import pytest
@@ -62,10 +68,17 @@ class Dom(HTMLParser):
         self._into: tuple[str, dict] | None = None  # (what, its attributes) collecting text now
         self._text: list[str] = []
         self._tbody: str | None = None
+        self.shapes: dict[str, list[tuple[str, dict]]] = {}  # chart svg id -> (tag, attributes) drawn
+        self._svg: str | None = None
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "svg" and a.get("id", "").startswith("chart-"):
+            self._svg = a["id"]
+            self.shapes[self._svg] = []
+        elif self._svg is not None and tag in ("polyline", "polygon", "path"):
+            self.shapes[self._svg].append((tag, a))
         if tag == "tbody":
             self._tbody = a.get("id")
             self.rows[self._tbody] = []
@@ -81,6 +94,8 @@ class Dom(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "tbody":
             self._tbody = None
+        if tag == "svg":
+            self._svg = None
         if self._into is None or tag != self._into[0]:
             return
         attrs, text = self._into[1], "".join(self._text).strip()
@@ -185,9 +200,9 @@ def png_size(path: Path) -> tuple[int, int]:
 def live_guest(tmp_path):
     """A guest looping for hours in hybridm with --status-port 0: its base URL; killed after."""
     exe = build(tmp_path, "loop", LOOP_C)
-    cmd, extra = guestrun.hqemu_command(("-llvm-mode", "hybridm", "--status-port", "0"))
+    cmd, extra = guestrun.hqemu_command(("-llvm-mode", "hybridm", "--status-port", "0", "-code-cache="))
     proc = subprocess.Popen([*cmd, str(exe), str(10**13)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **extra}, cwd=tmp_path)
+                            text=True, env={**guestrun.clean_env(), **extra}, cwd=tmp_path)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
     try:
@@ -208,12 +223,17 @@ def test_page_on_a_live_guest(live_guest, tmp_path):
     while (before := fetch(url + "status"))["traces"]["installed"] < 1:
         assert time.monotonic() < deadline, "no trace installed in 30 s"
         time.sleep(0.2)
+    with urllib.request.urlopen(url, timeout=5) as r:
+        served = r.read().decode()
+    assert served == PAGE.read_text(), "GET / serves hqemu/status/page.html"
+    assert not external_references(served), external_references(served)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "status-page.png"
     shot.unlink(missing_ok=True)
-    # one browser start for both (it is most of the cost): the screenshot shows the DOM we check
+    netlog = tmp_path / "netlog.json"
+    # one browser start for all (it is most of the cost): the screenshot shows the DOM we check
     dom = Dom(chromium(tmp_path, url, "--dump-dom", f"--screenshot={shot}", "--window-size=1200,900",
-                       "--hide-scrollbars", budget_ms=4000))
+                       "--hide-scrollbars", f"--log-net-log={netlog}", budget_ms=4000))
     after = fetch(url + "status")
     traces = fetch(url + "traces")
     traces = traces["traces"] if isinstance(traces, dict) else traces
@@ -226,9 +246,101 @@ def test_page_on_a_live_guest(live_guest, tmp_path):
     assert dom.conn == "live"
     heads = {r[1] for r in dom.rows["traces"]}
     assert heads & {t["head_pc"] if isinstance(t["head_pc"], str) else f"0x{t['head_pc']:x}" for t in traces}
+    # no code cache: the first trace went through the worker pool, which the page lists
     rows, pids = [r[0] for r in dom.rows["workers"]], {str(w["pid"]) for w in after["workers"]}
-    if rows and rows[0].startswith("no worker"):  # a warm code cache: the pool was not needed yet
-        assert len(rows) == 1 and not before["workers"]
-    else:
-        assert set(rows) <= pids
+    assert before["workers"] and rows and set(rows) <= pids, (rows, pids)
     assert png_size(shot) == (1200, 900)
+    # every request of the page went to hqemu, and it polled /status a few times
+    origin = url.rstrip("/")
+    requests = page_requests(netlog, origin)
+    assert requests and all(u.startswith(origin + "/") for u in requests), requests
+    polls = sum(1 for u in requests if urlsplit(u).path == "/status")
+    assert polls >= 3, requests
+    # ... and each poll that came back drew a point on both charts (a line, and the tiers' areas)
+    for chart, kinds in (("chart-traces", {"polyline"}), ("chart-tiers", {"polyline", "polygon"})):
+        drawn = [(tag, shape_points(tag, a)) for tag, a in dom.shapes.get(chart, [])]
+        assert kinds <= {tag for tag, pts in drawn if len(pts) >= 2}, (chart, drawn)
+        lines = [pts for tag, pts in drawn if tag == "polyline"]
+        assert all(polls - 1 <= len(pts) <= polls for pts in lines), (chart, polls, lines)
+        assert all(0 <= x <= 560 and 0 <= y <= 200 for _, pts in drawn for x, y in pts), (chart, drawn)
+
+
+# --- self-containment -------------------------------------------------------------------------------
+# the only absolute URLs the page may hold: XML namespace names, identifiers that are never fetched
+NAMESPACES = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xhtml", "http://www.w3.org/1999/xlink"}
+ABSOLUTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.I)  # http://x, https://x, //x: another origin
+CSS_REFS = re.compile(r"@import\s+(?:url\(\s*)?[\"']?([^\"')\s;]+)|url\(\s*[\"']?([^\"')\s]+)", re.I)
+
+
+class _Refs(HTMLParser):
+    """Every attribute value and every piece of CSS (style elements and attributes) of a page."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.attrs: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.css: list[str] = []
+        self._in_style = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self._in_style = tag == "style"
+        for k, v in attrs:
+            self.attrs.append((tag, k, v or ""))
+            if k == "style":
+                self.css.append(v or "")
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.css.append(data)
+
+
+def external_references(html: str) -> list[str]:
+    """What in html would load something from another origin."""
+    refs = _Refs(html)
+    bad = [f"<{t} {k}={v!r}>" for t, k, v in refs.attrs if ABSOLUTE.match(v)]
+    for css in refs.css:
+        bad += [f"CSS {m.group(0)!r}" for m in CSS_REFS.finditer(css)
+                if ABSOLUTE.match(m.group(1) or m.group(2))]
+    bad += [f"URL {u!r}" for u in re.findall(r"https?://[^\s\"'`)<>]+", html, re.I) if u not in NAMESPACES]
+    return bad
+
+
+def test_external_references_finds_other_origins():
+    """The checker itself, on pages that do load something from elsewhere."""
+    for page in ('<script src="https://cdn.example/x.js"></script>',
+                 '<link rel="stylesheet" href="//cdn.example/a.css">',
+                 '<style>@import url("https://fonts.example/f.css");</style>',
+                 "<style>@import 'http://e.x/a.css';</style>",
+                 '<div style="background: url(https://e.x/i.png)"></div>', '<img src="HTTP://e.x/i.png">',
+                 '<script>fetch("https://e.x/api")</script>'):
+        assert external_references(page), page
+    assert external_references(PAGE.read_text()) == []
+    same_origin = ('<a href="/status">s</a><style>b{background:url(data:image/png;base64,AA)}</style>'
+                   '<script>document.createElementNS("http://www.w3.org/2000/svg", "g")</script>')
+    assert external_references(same_origin) == []
+
+
+def page_requests(netlog: Path, origin: str) -> list[str]:
+    """The URLs of the requests the page made (the page itself included), from Chromium's net
+    log: those whose network isolation key is the page's site. The browser's own background
+    requests (update checks, ...) carry another key and are left out."""
+    log = json.loads(netlog.read_text())
+    names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    site = urlsplit(origin)._replace(netloc=urlsplit(origin).hostname).geturl()
+    out = []
+    for e in log["events"]:
+        params = e.get("params") or {}
+        if names.get(e["type"]) == "URL_REQUEST_START_JOB" and "url" in params:
+            if str(params.get("network_isolation_key", "")).split(" ")[0] == site:
+                out.append(params["url"])
+    return out
+
+
+def shape_points(tag: str, attrs: dict) -> list[tuple[float, float]]:
+    """The vertices of a polyline or polygon (its points), or of a path (the numbers of its d)."""
+    numbers = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", attrs.get("d" if tag == "path" else
+                                                                                       "points", ""))]
+    return list(zip(numbers[::2], numbers[1::2]))
