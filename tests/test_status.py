@@ -300,7 +300,7 @@ def test_traces_sort_limit_and_bad_queries(live, program):
     assert samples == sorted(samples, reverse=True)
     for r in rows:
         assert int(r["head_pc"], 16) == r["head_pc_int"]
-        assert r["state"] in ("queued", "compiling", "installed", "superseded", "failed")
+        assert r["state"] in ("queued", "compiling", "installed", "superseded", "invalidated", "failed")
         assert r["blocks"] >= 1 and r["guest_insns"] >= 1 and r["exits"] == len(r["exit_list"]) >= 1
         assert all(e["target"] is None or int(e["target"], 16) > 0 for e in r["exit_list"])
     # the program has symbols: each trace head is named as nm places it, the hot loop included

@@ -55,7 +55,7 @@ class InstalledTrace:
     worker_pid: int = 0  # 0: compiled on the main thread
     host_addr: int = 0  # address of its native code (the entry function) in this process
     version: int = 1  # a merged region of traces is max(versions of its parts) + 1
-    state: str = "queued"  # queued (compiling is the pool's to tell), installed or failed
+    state: str = "queued"  # queued (compiling is the pool's to tell), installed, failed or invalidated
     exit_list: tuple = ()  # the TraceExit records (block pc, kind, target pc) of info.exits
     recorded_at: float = 0.0  # seconds since the guest started, when recording ended
     installed_at: float | None = None  # seconds since the guest started; None until installed
@@ -310,6 +310,8 @@ class NativeTier:
         """Guest code changed: no native code may run any more, no old trace be installed."""
         self.disp.clear()
         self.native_pcs.clear()
+        for t in self.traces:
+            t.state = "invalidated"  # its code never runs again (the guest code it came from changed)
         if self.rec is not None:
             self.rec.reset()
         if self.merger is not None:

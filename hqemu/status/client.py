@@ -87,10 +87,10 @@ def format_status(d: dict[str, Any], traces: dict[str, Any] | None) -> str:
     out = [f"{k:<{w}}  {v}" for k, v in rows]
     if traces and traces["traces"]:
         out += ["", f"hottest traces ({len(traces['traces'])} of {traces['count']}, by {traces['sort']}):",
-                f"  {'id':>5} {'v':>2} {'state':<10} {'head':>10} {'samples':>8} {'blocks':>6} {'insns':>6} "
+                f"  {'id':>5} {'v':>2} {'state':<11} {'head':>10} {'samples':>8} {'blocks':>6} {'insns':>6} "
                 f"{'exits':>5} {'compile':>9}  symbol"]
         for r in traces["traces"]:
-            out.append(f"  {r['id']:>5} {r['version']:>2} {r['state']:<10} {r['head_pc']:>10} "
+            out.append(f"  {r['id']:>5} {r['version']:>2} {r['state']:<11} {r['head_pc']:>10} "
                        f"{r['samples']:>8} {r['blocks']:>6} {r['guest_insns']:>6} {r['exits']:>5} "
                        f"{1e3 * r['compile_seconds']:>7.1f}ms  {r['symbol'] or ''}")
     return "\n".join(out)
