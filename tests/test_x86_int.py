@@ -33,6 +33,7 @@ from x86oracle import (
     describe_state,
     make_env,
     outcome_of,
+    rand_value,
     run_hqemu,
     run_quick,
     run_unicorn,
@@ -43,7 +44,7 @@ from hqemu.frontends import get, translate_block
 from hqemu.frontends.x86_64 import FRONTEND, lift, misc
 from hqemu.frontends.x86_64.cpu import GPRS, LAYOUT
 from hqemu.frontends.x86_64.registry import LIFTERS
-from hqemu.ir import Builder, Unit
+from hqemu.ir import Builder, Const, Unit
 from hqemu.ir.interp import run_block
 from hqemu.ir.passes import optimize
 from hqemu.ir.verify import verify
@@ -770,6 +771,202 @@ def test_sequences_vs_unicorn() -> None:
         + "\n".join(failures[:6])
     # most sequences must run to their end, or the test would compare little but signals
     assert outcomes["jump"] >= 0.7 * SEQ_CASES, outcomes
+
+
+# --- compare fusion --------------------------------------------------------------------------------
+# flags.cond computes a condition from the operands of the instruction that last set the flags it
+# reads (cmp a, c; jl -> a < c signed) when every one of those flags is still that instruction's.
+# These sequences put a flag writer, then 0-3 instructions that write some of the flags (inc/dec
+# keep CF, bt/clc/stc/cmc write only CF, rol/ror only CF and OF, sahf five of them, a shift by cl
+# maybe none, popf all, rep cmps/scas through a helper), none of them (mov, lea, setcc, lahf, a
+# write to the writer's operand registers) or all of them, then setcc/cmovcc and maybe a final
+# jcc or loope/loopne: a fusion that ignores an intervening writer, or a wrong fused condition,
+# gives a wrong result here.
+FUSE_CASES = 500 * (20 if FUZZ else 1)
+# not rsp (push/popf need the stack) nor rsi/rdi (cmps/scas address memory through them)
+FUSE_REGS = tuple(r for r in range(16) if r not in (4, 6, 7))
+
+
+def _fuse_operands(rng, st, a: int, c: int) -> State:
+    """Related values in the writer's two registers: equal, one apart, opposite signs, or random."""
+    x = rand_value(rng)
+    how = rng.random()
+    if how < 0.3:
+        y = x
+    elif how < 0.55:
+        y = x + rng.choice((1, -1))
+    elif how < 0.75:
+        y = x ^ rng.choice((0x80, 0x8000, 0x80000000, 1 << 63))
+    else:
+        return st
+    return st.with_regs(**{GPRS[a]: x, GPRS[c]: y})
+
+
+FUSE_WRITERS = ("cmp", "cmp", "cmp", "cmp", "sub", "sub", "cmp_imm", "cmp_mem", "test", "test", "and",
+                "or", "xor", "test_imm", "add", "adc", "sbb", "inc", "dec", "neg", "shl_imm", "sar_imm",
+                "imul", "bsf")
+
+
+def fuse_writer(rng, st, name: str) -> tuple[bytes, State]:
+    w = rng.choice((8, 16, 32, 32, 64, 64))
+    wide = w != 8
+    a, c = rng.choice(FUSE_REGS), rng.choice(FUSE_REGS)
+    st = _fuse_operands(rng, st, a, c)
+    rex8 = rng.random() < 0.5
+    ops = {"cmp": 0x38, "sub": 0x28, "test": 0x84, "and": 0x20, "or": 0x08, "xor": 0x30, "add": 0x00,
+           "adc": 0x10, "sbb": 0x18}
+    if name in ops:
+        return enc(bytes([ops[name] + wide]), w, c, RM(reg=a), rex8=rex8), st
+    if name == "cmp_imm":
+        v = rng.choice((0, 1, -1, 0x7F, -0x80, rng.getrandbits(8)))
+        return enc(b"\x80" if w == 8 else b"\x83", w, 7, RM(reg=a), imm(v, 1), rex8=rex8), st
+    if name == "test_imm":
+        isz = {8: 1, 16: 2}.get(w, 4)
+        return enc(bytes([0xF6 + wide]), w, 0, RM(reg=a), imm(rng.getrandbits(32), isz), rex8=rex8), st
+    if name == "cmp_mem":
+        rm, st = mem_rm(rng, st, avoid=(c,))
+        return enc(bytes([rng.choice((0x38, 0x3A)) + wide]), w, c, rm), st
+    if name in ("inc", "dec"):
+        return enc(bytes([0xFE + wide]), w, int(name == "dec"), RM(reg=a), rex8=rex8), st
+    if name == "neg":
+        return enc(bytes([0xF6 + wide]), w, 3, RM(reg=a), rex8=rex8), st
+    if name in ("shl_imm", "sar_imm"):
+        n = rng.choice((0, 1, 2, w - 1, rng.randrange(32)))
+        op = 4 if name == "shl_imm" else 7
+        return enc(bytes([0xC0 + wide]), w, op, RM(reg=a), imm(n, 1), rex8=rex8), st
+    w = rng.choice((16, 32, 64))
+    if name == "imul":
+        return enc(b"\x0f\xaf", w, c, RM(reg=a)), st
+    return enc(bytes([0x0F, rng.choice((0xBC, 0xBD))]), w, c, RM(reg=a)), st  # bsf/bsr
+
+
+def fuse_between(rng, st) -> list[tuple[bytes, State]]:
+    """One instruction (two for push; popf) that writes some, none or all of the flags."""
+    w = rng.choice((16, 32, 64))
+    r = rng.choice(FUSE_REGS)
+    kind = rng.choice((0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12))
+    if kind == 0:  # inc/dec: CF kept
+        return [(enc(bytes([0xFF]), w, rng.randrange(2), RM(reg=r)), st)]
+    if kind == 1:  # bt/bts/btr/btc r, imm: CF only
+        return [(enc(b"\x0f\xba", w, rng.choice((4, 5, 6, 7)), RM(reg=r), imm(rng.randrange(256), 1)), st)]
+    if kind == 2:
+        return [(b"\x9e", st)]  # sahf
+    if kind == 3:
+        return [(rng.choice((b"\xf8", b"\xf9", b"\xf5")), st)]  # clc stc cmc
+    if kind == 4:  # rol/ror/rcl/rcr by an immediate: CF and OF (nothing for a count of 0)
+        return [(enc(b"\xc1", w, rng.randrange(4), RM(reg=r), imm(rng.choice((0, 1, 3, w)), 1)), st)]
+    if kind == 5:  # shl/shr/sar by cl: all, or nothing for a count of 0
+        st = st.with_regs(rcx=rng.choice((0, 1, 5, 64, rng.getrandbits(8))))
+        return [(enc(b"\xd3", w, rng.choice((4, 5, 7)), RM(reg=r)), st)]
+    if kind == 6:  # push imm; popf: all
+        v = (rng.getrandbits(32) & ~0x3100 | 0x200) & 0x7FFFFFFF
+        KD.note("popf-cpl0", "user flags image")
+        return [(b"\x68" + imm(v, 4), st), (b"\x9d", st)]
+    if kind == 7:  # mov r, imm32: maybe over one of the writer's operands; no flags
+        return [(enc_short(0xB8, 32, r, imm(rand_value(rng), 4)), st)]
+    if kind == 8:
+        return [(enc(b"\x8d", w, r, RM(base=rng.choice(BASES), disp=rng.randrange(-128, 128))), st)]  # lea
+    if kind == 9:
+        return [(b"\x9f", st)]  # lahf
+    if kind == 10:  # setcc / cmovcc: read the flags, write none
+        return [FAMILIES["setcc_cmov"](rng, st)]
+    if kind == 12:  # cmps/scas: all flags; with repe/repne a helper call that writes them (if rcx != 0)
+        si = DATA + rng.randrange(0x800, DATA_SIZE - 0x800)
+        st = st.with_regs(rcx=rng.choice((0, 1, 2, 5)), rsi=si, rdi=si + rng.choice((0, 8, 100)))
+        return [(rng.choice((b"", b"\xf3", b"\xf2")) + bytes([rng.choice((0xA6, 0xA7, 0xAE, 0xAF))]), st)]
+    return [fuse_writer(rng, st, rng.choice(FUSE_WRITERS))]  # another writer: all (or most)
+
+
+def fuse_condition(rng, st) -> tuple[bytes, State]:
+    cc = rng.randrange(16)
+    r = rng.choice(FUSE_REGS)
+    if rng.random() < 0.5:
+        return enc(bytes([0x0F, 0x90 + cc]), 8, 0, RM(reg=r), rex8=rng.random() < 0.5), st
+    return enc(bytes([0x0F, 0x40 + cc]), rng.choice((16, 32, 64)), rng.choice(FUSE_REGS), RM(reg=r)), st
+
+
+def gen_fusion(rng) -> tuple[list[bytes], State, bool, str]:
+    """(the instructions, the initial state, whether the last is a branch, the writer)."""
+    st = State.random(rng)
+    name = rng.choice(FUSE_WRITERS)
+    code, st = fuse_writer(rng, st, name)
+    parts = [code]
+    for _ in range(rng.choice((0, 1, 1, 1, 2, 2, 3))):
+        between = fuse_between(rng, st)
+        parts += [code for code, _ in between]
+        st = between[-1][1]
+        if rng.random() < 0.3:
+            code, st = fuse_condition(rng, st)
+            parts.append(code)
+    for _ in range(rng.randint(1, 3)):
+        code, st = fuse_condition(rng, st)
+        parts.append(code)
+    branch = rng.random() < 0.5
+    if branch:
+        if rng.random() < 0.2:  # loope/loopne: rcx - 1 != 0 and ZF / not ZF
+            st = st.with_regs(rcx=rng.choice((1, 2, rng.getrandbits(16))))
+            parts.append(bytes([rng.choice((0xE0, 0xE1)), rng.randrange(256)]))
+        else:
+            parts.append(FAMILIES["jcc"](rng, st)[0])
+    return parts, st, branch, name
+
+
+def test_fused_conditions_vs_unicorn() -> None:
+    rng = random.Random(f"{SEED}-fusion")
+    failures, outcomes = [], Counter()
+    for i in range(FUSE_CASES):
+        parts, st, branch, name = gen_fusion(rng)
+        code, n = b"".join(parts), len(parts)
+        if any(not KD.sequence_part_ok(lift.decode(p, CODE)) for p in parts if p != b"\x9d"):
+            continue
+        want = run_unicorn_steps(code, st, unicorn_steps(parts, branch))
+        outcomes[want.kind] += 1
+        for passes in (False, True):
+            diffs = compare(want, run_quick(code, st, n, passes))
+            if diffs:
+                listing = "; ".join(FRONTEND.disasm(code, CODE))
+                failures.append(f"fusion {i} ({'with' if passes else 'without'} passes): {code.hex()}\n"
+                                f"  {listing}\n  " + "; ".join(diffs) + "\n" + describe_state(code, st))
+        SEQ_RAN[f"fusion after {name}"] += 1  # reported with the integer sequences
+    assert not failures, f"{len(failures)} differ (HQEMU_SEED={SEED}):\n" + "\n".join(failures[:6])
+    assert outcomes["jump"] >= 0.8 * sum(outcomes.values()), outcomes
+
+
+def _conds(code: bytes) -> list[tuple[str, bool]]:
+    """The optimized unit's setconds in its last guest instruction: (condition, whether it
+    compares an i64 with 0, as a condition read back from the flag slots does)."""
+    n = len(FRONTEND.disasm(code, CODE))
+    unit = translate_block(get("x86_64"), make_env(code, State.random(random.Random(1))).mem, CODE, n)
+    optimize(unit)
+    ops = unit.blocks[0].ops
+    last = max(i for i, op in enumerate(ops) if op.name == "insn")
+    return [(op.consts[0], op.ins[0].ty.bits == 64 and isinstance(op.ins[1], Const) and op.ins[1].value == 0)
+            for op in ops[last:] if op.name == "setcond"]
+
+
+def test_fusion_happens_only_when_valid() -> None:
+    """cmp eax, ebx (39 d8) then a condition: fused into one setcond on the 32-bit operands
+    when the flags it reads are the cmp's, read back from the flag slots otherwise."""
+    fused = {"7c00": "lt", "0f9fc1": "gt", "0f42ca": "ltu", "7600": "leu", "7400": "eq", "7900": "ge",
+             "7300": "geu", "7f00": "gt", "7d00": "ge", "7700": "gtu"}
+    for tail, cc in fused.items():
+        assert _conds(bytes.fromhex("39d8" + tail)) == [(cc, False)], tail
+    assert _conds(bytes.fromhex("85c07e00")) == [("le", False)]  # test eax, eax; jle: res <= 0
+    # between the cmp and jl (SF, OF) / jbe (CF, ZF): whether each still fuses
+    mids = {"ffc1": (False, False),        # inc ecx: CF kept, the others are inc's
+            "0fbae105": (True, False),     # bt ecx, 5: CF only
+            "f5": (True, False),           # cmc
+            "9e": (False, False),          # sahf
+            "d1c1": (False, False),        # rol ecx, 1: CF and OF
+            "d3e1": (False, False),        # shl ecx, cl: all or none
+            "68000200009d": (False, False),  # push; popf
+            "89c0": (True, True),          # mov eax, eax: no flags (the cmp's eax is still used)
+            "0f94c1": (True, True)}        # sete cl
+    for mid, (jl, jbe) in mids.items():
+        for tail, ok, cc in (("7c00", jl, "lt"), ("7600", jbe, "leu")):
+            want = [(cc, False)] if ok else [("ne", True)]
+            assert _conds(bytes.fromhex("39d8" + mid + tail))[-1:] == want, (mid, tail)
+    assert _conds(bytes.fromhex("39d8ffc17200")) == [("ltu", False)]  # inc keeps the cmp's CF
 
 
 # --- what Unicorn cannot judge -------------------------------------------------------------------
