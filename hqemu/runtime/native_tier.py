@@ -72,7 +72,9 @@ def _load(obj: bytes, entry: str) -> int:
     return addr if addr is not None else nc.load(obj, entry)
 
 
-YIELD_EVERY = 0.005  # seconds between GIL hand-overs by the guest thread (NativeTier.enter)
+YIELD_ENTRIES = 64  # native entries between looks at the clock (NativeTier.enter)
+YIELD_BUSY = 0.005  # ... which took less than this many seconds: the guest thread ping-pongs
+YIELD_EVERY = 0.010  # seconds at least between its GIL hand-overs
 YIELD_SLEEP = 50e-6  # seconds the guest thread sleeps then: a waiting thread wakes in that time
 MERGE_WINDOW = 0.1  # seconds of samples per trace-merging decision (hybridm): ~20 at 5 ms
 
@@ -88,7 +90,9 @@ class NativeTier:
         p = env.params
         self.mode = p.llvm_mode
         self.disp = Dispatcher(env)
-        self._next_yield = 0.0  # time.monotonic() of the next GIL hand-over (enter)
+        self._entries = 0  # native entries since the last look at the clock (enter)
+        self._look = 0.0  # time.monotonic() of that look
+        self._next_yield = 0.0  # time.monotonic() before which no GIL hand-over happens
         self.native_pcs: set[int] = set()  # guest pcs whose QuickBlock enters native code
         self.traces: list[InstalledTrace] = []  # in installation order
         self.failed: list[InstalledTrace] = []  # traces whose compile failed (the status endpoint lists them)
@@ -132,8 +136,9 @@ class NativeTier:
 
     def enter(self, pc: int) -> int:
         """Run native code from pc; return the guest pc where the quick tier goes on."""
-        if time.monotonic() >= self._next_yield:
-            self._yield_gil()
+        self._entries += 1
+        if self._entries >= YIELD_ENTRIES:
+            self._maybe_yield_gil()
         kind, npc, fault = self.disp.run(pc)
         if kind == "jump":
             return npc
@@ -142,18 +147,25 @@ class NativeTier:
         detail = f"bad access at 0x{fault:x}" if fault is not None else ""
         raise GuestSignal(SIGNALS[kind], npc, detail)
 
-    def _yield_gil(self) -> None:
-        """Let the other threads (installer, sampler, status server) take the GIL.
+    def _maybe_yield_gil(self) -> None:
+        """Let the other threads (installer, sampler, status server) take the GIL when the
+        guest thread gives it back too briefly for them to wake up.
 
         Every native run releases the GIL and takes it back when it returns. A guest that
         crosses between native code and the quick tier many thousand times a second takes it
         back before a waiting thread is scheduled, and CPython's forced switch never comes:
         a waiter asks for it only after a whole switch interval without any switch. Seen:
         compiled traces waited seconds for the installer (calls kernel, 330k returns to
-        Python). A short sleep hands the GIL over for certain; it costs ~1% of such a run.
+        Python). So when YIELD_ENTRIES runs took less than YIELD_BUSY, a short sleep hands
+        the GIL over, at most every YIELD_EVERY (~1% of such a run; nothing for a guest whose
+        native runs are long, which leave the GIL free long enough).
         """
-        time.sleep(YIELD_SLEEP)
-        self._next_yield = time.monotonic() + YIELD_EVERY
+        now = time.monotonic()
+        busy = now - self._look < YIELD_BUSY
+        self._entries, self._look = 0, now
+        if busy and now >= self._next_yield:
+            time.sleep(YIELD_SLEEP)
+            self._next_yield = now + YIELD_EVERY
 
     def install(self, pc: int, addr: int) -> None:
         """Patch native code for guest pc in: the dispatch table first, then the quick block."""
