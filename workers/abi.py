@@ -45,11 +45,43 @@ _M64 = (1 << 64) - 1
 
 
 def slot_of(pc: int, mask: int) -> int:
-    """The first slot probed for pc (the IR of the units and of the dispatcher computes the same)."""
+    """The first slot probed for pc (lookup_ir computes the same)."""
     return ((pc * HASH_MUL & _M64) >> 32) & mask
+
+
+def lookup_ir(p: str, pc: str, words: str, mask: str, hit: str, miss: str) -> list[str]:
+    """LLVM IR blocks that look guest pc (an i64 operand, never EMPTY or TOMB) up in the
+    table's array `words` (a ptr operand) of capacity `mask` + 1, then branch to label `hit`
+    with the code address in %<p>.code, or to label `miss`. The first block is <p>.hash: the
+    caller branches there. Names are prefixed by p, so a function may hold several lookups.
+    Used by the dispatcher's loop and by every chaining exit of a unit: one lookup, written once."""
+    mul = HASH_MUL - (1 << 64)
+    return [f"{p}.hash:",
+            f"  %{p}.h0 = mul i64 {pc}, {mul}",
+            f"  %{p}.h1 = lshr i64 %{p}.h0, 32",
+            f"  %{p}.i0 = and i64 %{p}.h1, {mask}",
+            f"  br label %{p}.probe",
+            f"{p}.probe:",
+            f"  %{p}.i = phi i64 [ %{p}.i0, %{p}.hash ], [ %{p}.i2, %{p}.step ]",
+            f"  %{p}.slot = getelementptr inbounds [2 x i64], ptr {words}, i64 %{p}.i",
+            # acquire: the code address written before the key is visible once the key is
+            f"  %{p}.k = load atomic i64, ptr %{p}.slot acquire, align 8",
+            f"  %{p}.eq = icmp eq i64 %{p}.k, {pc}",
+            f"  br i1 %{p}.eq, label %{p}.found, label %{p}.other",
+            f"{p}.other:",
+            f"  %{p}.empty = icmp eq i64 %{p}.k, -1",
+            f"  br i1 %{p}.empty, label %{miss}, label %{p}.step",
+            f"{p}.step:",
+            f"  %{p}.i1 = add i64 %{p}.i, 1",
+            f"  %{p}.i2 = and i64 %{p}.i1, {mask}",
+            f"  br label %{p}.probe",
+            f"{p}.found:",
+            f"  %{p}.cp = getelementptr inbounds i8, ptr %{p}.slot, i64 8",
+            f"  %{p}.code = load ptr, ptr %{p}.cp, align 8",
+            f"  br label %{hit}"]
 
 
 __all__ = ["ABORT", "EMPTY", "EXITINFO_FAULT_ADDR", "EXITINFO_ICOUNT", "EXITINFO_IND_FROM", "EXITINFO_IND_TO",
            "EXITINFO_INSN_PC", "EXITINFO_IN_HELPER", "EXITINFO_KIND", "EXITINFO_MASK", "EXITINFO_REQUEST",
            "EXITINFO_SIZE", "EXITINFO_UNITS", "EXITINFO_UNIT_PC", "EXITINFO_WORDS", "HASH_MUL", "TOMB",
-           "slot_of"]
+           "lookup_ir", "slot_of"]

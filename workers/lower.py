@@ -52,7 +52,6 @@ from hqemu.ir import EXIT_KINDS, F32, F64, HELPERS, I64, I128, OPS, Const, F, Op
 
 from .abi import (
     ABORT,
-    EMPTY,
     EXITINFO_FAULT_ADDR,
     EXITINFO_ICOUNT,
     EXITINFO_IN_HELPER,
@@ -66,8 +65,8 @@ from .abi import (
     EXITINFO_UNIT_PC,
     EXITINFO_UNITS,
     EXITINFO_WORDS,
-    HASH_MUL,
     TOMB,
+    lookup_ir,
 )
 
 ENTRY_ARGS = "ptr noalias %state, ptr %membase, ptr noalias %exitinfo"
@@ -270,52 +269,30 @@ class _Fn:
         (the state is in memory already); on a miss, an interrupt request or a record with no
         table, fall through to the return after `out`. The jump is this exit's own indirect
         branch, which the host predicts far better than the dispatcher's single call site."""
-        n = self.label("")
+        n = f"ch{self.label('')}"
         x = {s: self.info(s) for s in ("words", "mask", "request", "unit_pc", "units")}
-        miss, probe, other, step, hit, go = (f"ch{n}.{s}"
-                                             for s in ("miss", "probe", "other", "step", "hit", "go"))
-        out += [f"  %ch{n}.w = load ptr, ptr {x['words']}, align 8",
-                f"  %ch{n}.has = icmp ne ptr %ch{n}.w, null"]
+        out += [f"  %{n}.w = load ptr, ptr {x['words']}, align 8",
+                f"  %{n}.has = icmp ne ptr %{n}.w, null"]
         if pc.startswith("%"):  # the EMPTY and TOMB keys are no guest pc (a constant pc never is)
-            out += [f"  %ch{n}.low = icmp ult i64 {pc}, {_int_lit(TOMB, 64)}",
-                    f"  %ch{n}.ok = and i1 %ch{n}.has, %ch{n}.low"]
+            out += [f"  %{n}.low = icmp ult i64 {pc}, {_int_lit(TOMB, 64)}",
+                    f"  %{n}.ok = and i1 %{n}.has, %{n}.low"]
         else:
-            out.append(f"  %ch{n}.ok = and i1 %ch{n}.has, true")
-        out += [f"  br i1 %ch{n}.ok, label %ch{n}.hash, label %{miss}",
-                f"ch{n}.hash:",
-                f"  %ch{n}.mask = load i64, ptr {x['mask']}, align 8",
-                f"  %ch{n}.h0 = mul i64 {pc}, {_int_lit(HASH_MUL, 64)}",
-                f"  %ch{n}.h1 = lshr i64 %ch{n}.h0, 32",
-                f"  %ch{n}.i0 = and i64 %ch{n}.h1, %ch{n}.mask",
-                f"  br label %{probe}",
-                f"{probe}:",
-                f"  %ch{n}.i = phi i64 [ %ch{n}.i0, %ch{n}.hash ], [ %ch{n}.i2, %{step} ]",
-                f"  %ch{n}.slot = getelementptr inbounds [2 x i64], ptr %ch{n}.w, i64 %ch{n}.i",
-                # acquire: the code address written before the key is visible once the key is
-                f"  %ch{n}.k = load atomic i64, ptr %ch{n}.slot acquire, align 8",
-                f"  %ch{n}.eq = icmp eq i64 %ch{n}.k, {pc}",
-                f"  br i1 %ch{n}.eq, label %{hit}, label %{other}",
-                f"{other}:",
-                f"  %ch{n}.empty = icmp eq i64 %ch{n}.k, {_int_lit(EMPTY, 64)}",
-                f"  br i1 %ch{n}.empty, label %{miss}, label %{step}",
-                f"{step}:",
-                f"  %ch{n}.i1 = add i64 %ch{n}.i, 1",
-                f"  %ch{n}.i2 = and i64 %ch{n}.i1, %ch{n}.mask",
-                f"  br label %{probe}",
-                f"{hit}:",
-                f"  %ch{n}.cp = getelementptr inbounds i8, ptr %ch{n}.slot, i64 8",
-                f"  %ch{n}.code = load ptr, ptr %ch{n}.cp, align 8",
-                f"  %ch{n}.rq = load volatile i64, ptr {x['request']}, align 8",
-                f"  %ch{n}.idle = icmp eq i64 %ch{n}.rq, 0",
-                f"  br i1 %ch{n}.idle, label %{go}, label %{miss}",
-                f"{go}:",
+            out.append(f"  %{n}.ok = and i1 %{n}.has, true")
+        out.append(f"  br i1 %{n}.ok, label %{n}.load, label %{n}.miss")
+        out += [f"{n}.load:", f"  %{n}.mask = load i64, ptr {x['mask']}, align 8", f"  br label %{n}.hash"]
+        out += lookup_ir(n, pc, f"%{n}.w", f"%{n}.mask", f"{n}.hit", f"{n}.miss")
+        out += [f"{n}.hit:",
+                f"  %{n}.rq = load volatile i64, ptr {x['request']}, align 8",
+                f"  %{n}.idle = icmp eq i64 %{n}.rq, 0",
+                f"  br i1 %{n}.idle, label %{n}.go, label %{n}.miss",
+                f"{n}.go:",
                 f"  store i64 {pc}, ptr {x['unit_pc']}, align 8",
-                f"  %ch{n}.u = load i64, ptr {x['units']}, align 8",
-                f"  %ch{n}.u1 = add i64 %ch{n}.u, 1",
-                f"  store i64 %ch{n}.u1, ptr {x['units']}, align 8",
-                f"  %ch{n}.r = musttail call i64 %ch{n}.code(ptr %state, ptr %membase, ptr %exitinfo)",
-                f"  ret i64 %ch{n}.r",
-                f"{miss}:"]
+                f"  %{n}.u = load i64, ptr {x['units']}, align 8",
+                f"  %{n}.u1 = add i64 %{n}.u, 1",
+                f"  store i64 %{n}.u1, ptr {x['units']}, align 8",
+                f"  %{n}.r = musttail call i64 %{n}.code(ptr %state, ptr %membase, ptr %exitinfo)",
+                f"  ret i64 %{n}.r",
+                f"{n}.miss:"]
 
     def target(self, kind: str, pc: int) -> str:
         """The label an exit to (kind, pc) goes to: a block of the unit, or a new exit stub."""

@@ -74,8 +74,8 @@ from workers.abi import (
     EXITINFO_UNIT_PC,
     EXITINFO_UNITS,
     EXITINFO_WORDS,
-    HASH_MUL,
     TOMB,
+    lookup_ir,
     slot_of,
 )
 
@@ -163,7 +163,7 @@ def dispatch_ir() -> str:
     else:
         host_pc = (f"  %hpcp = getelementptr inbounds i8, ptr %uc, i64 {pc_off}\n"
                    "  %hpc = load i64, ptr %hpcp, align 8")
-    mul = HASH_MUL - (1 << 64)
+    lookup = "\n".join(lookup_ir("d", "%pc", "%table", "%mask", "call", "miss"))
     return f"""; hqemu native dispatcher and guest fault handler (hqemu/native/dispatch.py)
 @hqemu_tls_key = global i32 0
 @hqemu_chain = global [{faults.CHAIN_WORDS} x i64] zeroinitializer
@@ -268,34 +268,14 @@ look:
 key:
   ; the EMPTY and TOMB key values are no guest pc: such a pc would match a free slot
   %nokey = icmp uge i64 %pc, {TOMB - (1 << 64)}
-  br i1 %nokey, label %miss, label %hash, !prof !0
-hash:
-  %h0 = mul i64 %pc, {mul}
-  %h1 = lshr i64 %h0, 32
-  %i0 = and i64 %h1, %mask
-  br label %probe
-probe:
-  %i = phi i64 [ %i0, %hash ], [ %i2, %step ]
-  %slot = getelementptr inbounds [2 x i64], ptr %table, i64 %i
-  ; acquire: the code address written before the key is visible once the key is
-  %k = load atomic i64, ptr %slot acquire, align 8
-  %hit = icmp eq i64 %k, %pc
-  br i1 %hit, label %call, label %other, !prof !1
-other:
-  %empty = icmp eq i64 %k, -1
-  br i1 %empty, label %miss, label %step
-step:
-  %i1 = add i64 %i, 1
-  %i2 = and i64 %i1, %mask
-  br label %probe
+  br i1 %nokey, label %miss, label %d.hash, !prof !0
+{lookup}
 call:
-  %cp = getelementptr inbounds i8, ptr %slot, i64 8
-  %code = load ptr, ptr %cp, align 8
   store i64 %pc, ptr %upcp, align 8
   %n = load i64, ptr %unp, align 8
   %n1 = add i64 %n, 1
   store i64 %n1, ptr %unp, align 8
-  %next = call i64 %code(ptr %state, ptr %membase, ptr %info)
+  %next = call i64 %d.code(ptr %state, ptr %membase, ptr %info)
   %kind = load i64, ptr %info, align 8
   %jump = icmp eq i64 %kind, 0
   br i1 %jump, label %again, label %exit, !prof !1
