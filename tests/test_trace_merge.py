@@ -71,15 +71,24 @@ def test_hottest_head_is_the_entry():
 
 
 def test_cold_member_breaks_the_cycle_and_the_streak():
-    p = MergePolicy(min_samples=10, stable_windows=2)
+    p = MergePolicy(min_samples=10, stable_windows=2, memory=1)
     assert p.observe(loop_pair(), {0x1000: 50, 0x1040: 20}) == []
     assert p.observe(loop_pair(), {0x1000: 50, 0x1040: 3}) == []  # 0x1040 not hot: no cycle
     assert p.observe(loop_pair(), {0x1000: 50, 0x1040: 20}) == []  # the streak starts again
     assert p.observe(loop_pair(), {0x1000: 50, 0x1040: 20}) == [Region(0x1000, (1, 2))]
 
 
+def test_a_member_missing_one_window_stays_hot_within_the_memory():
+    """~20 samples a window can miss a member of a hot loop: judged on the last windows
+    together it stays hot, the component and its streak survive (oracle: memory=1 breaks)."""
+    windows = [{0x1000: 12, 0x1040: 8}, {0x1000: 20, 0x1040: 0}, {0x1000: 11, 0x1040: 9}]
+    short, long = MergePolicy(stable_windows=3, memory=1), MergePolicy(stable_windows=3, memory=4)
+    assert [short.observe(loop_pair(), w) for w in windows] == [[], [], []]
+    assert [long.observe(loop_pair(), w) for w in windows] == [[], [], [Region(0x1000, (1, 2))]]
+
+
 def test_share_floor_and_size_cap():
-    p = MergePolicy(min_samples=1, hot_share=0.05, stable_windows=1)
+    p = MergePolicy(min_samples=1, hot_share=0.05, stable_windows=1, memory=1)
     assert p.observe(loop_pair(), {0x1000: 1000, 0x1040: 40}) == []  # 40 < 5% of 1040
     big = MergePolicy(min_samples=1, stable_windows=1, max_blocks=2)
     assert big.observe(loop_pair(), {0x1000: 10, 0x1040: 10}) == []

@@ -27,6 +27,7 @@ build.build_trace_unit), compiles and installs.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -56,15 +57,27 @@ class MergePolicy:
     hot_share: float = 0.005  # ... and at least this share of the window's samples
     stable_windows: int = 2  # windows in a row a component must stay the same
     max_blocks: int = 128  # a bigger region is not formed (LLVM compile time grows with it)
+    memory: int = 4  # the last windows whose samples are summed to judge what is hot
 
     def __post_init__(self) -> None:
         self._streak: dict[frozenset[int], int] = {}  # component (trace ids) -> windows seen
         self.formed: set[frozenset[int]] = set()  # member sets already merged
+        self._recent: deque[Mapping[int, int]] = deque(maxlen=self.memory)  # the last windows
 
     def observe(self, nodes: Sequence[TraceNode], samples: Mapping[int, int], all_hot: bool = False
                 ) -> list[Region]:
         """One window: the regions to form now. samples: head pc -> samples in this window;
-        all_hot: every node counts as hot (deterministic merging on the static graph)."""
+        all_hot: every node counts as hot (deterministic merging on the static graph). What
+        is hot is judged on the last `memory` windows together: ~20 samples a window (5 ms
+        sampling, 100 ms windows) often miss one member of a hot loop of several traces,
+        which broke the component and its streak every other window."""
+        self._recent.append(samples)
+        if len(self._recent) > 1:
+            summed: dict[int, int] = {}
+            for w in self._recent:
+                for pc, n in w.items():
+                    summed[pc] = summed.get(pc, 0) + n
+            samples = summed
         total = sum(samples.values())
         floor = max(self.min_samples, self.hot_share * total)
         hot = list(nodes) if all_hot else [n for n in nodes if samples.get(n.head_pc, 0) >= floor]
@@ -89,6 +102,7 @@ class MergePolicy:
         """Guest code changed: every trace is gone."""
         self._streak.clear()
         self.formed.clear()
+        self._recent.clear()
 
 
 def components(nodes: Sequence[TraceNode]) -> list[list[int]]:
