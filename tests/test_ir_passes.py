@@ -185,3 +185,52 @@ def test_fold_identities_on_edge_constants(name):
                 b.put("rdx", r)
                 b.exit("jump", 0x1004)
                 check_preserves(u, envs, passes=(fold, optimize))
+
+
+def test_written_first_stops_at_reads_exits_and_calls():
+    """What a jump into the block need not store: written before read, before any exit."""
+    from hqemu.ir.passes import written_first
+
+    def unit(body):
+        u = Unit("x86_64", LAYOUT)
+        b = Builder(u, u.new_block(0x2000))
+        b.insn(0x2000, 3)
+        body(b)
+        return u
+
+    def cmp_then_branch(b):  # cmp; jne: the flags are set anew, rax is read first
+        r = b.sub(b.get("rax"), b.get("rbx"))
+        b.put("zf", b.zext(b.setcond("eq", r, 0), I64))
+        b.put("cf", b.zext(b.setcond("ltu", b.get("rax"), b.get("rbx")), I64))
+        b.put("rax", r)
+        b.exit_if(b.setcond("ne", b.get("zf"), 0), "jump", 0x3000)
+        b.put("sf", Const(0, I64))  # after the side exit: live through it
+        b.exit("jump", 0x2008)
+
+    def reads_flag_first(b):  # adc: cf read before written
+        c = b.get("cf")
+        b.put("cf", b.and_(c, Const(1, I64)))
+        b.exit("jump", 0x2008)
+
+    def helper_first(b):
+        b.call("x86_fp_precise")
+        b.put("zf", Const(1, I64))
+        b.exit("jump", 0x2008)
+
+    assert written_first(unit(cmp_then_branch)) == {"zf", "cf"}
+    assert written_first(unit(reads_flag_first)) == frozenset()
+    assert written_first(unit(helper_first)) == frozenset()
+
+
+def test_dead_at_round_trips_through_the_text():
+    u = Unit("x86_64", LAYOUT)
+    b = Builder(u, u.new_block(0x1000))
+    b.insn(0x1000, 2)
+    b.put("zf", Const(1, I64))
+    b.exit("jump", 0x2000)
+    u.dead_at = {0x2000: frozenset({"zf", "cf"})}
+    text = format_unit(u)
+    assert "deadat 0x2000 cf zf" in text
+    back = parse_unit(text, LAYOUT)
+    assert back.dead_at == u.dead_at and format_unit(back) == text
+    verify(back)

@@ -24,6 +24,9 @@ Traces: a `jump` exit (exit, exit_if, or exit_ind at run time) to the pc of one 
 blocks branches to that block when the unit has several blocks, exactly as
 hqemu.ir.interp.run_block continues there; other exits return.
 
+A `jump` exit to a pc the unit's `dead_at` names leaves those globals unstored: the code there
+writes them before reading them (docs/ir.md), so LLVM drops what only computed them.
+
 Chaining: a `jump` exit to any other pc stores the state back, then looks the pc up in the
 dispatch table named by the exit record (workers/abi.py) and tail-calls the unit installed
 there, as hqemu_dispatch's loop would, so native code flows from unit to unit without the
@@ -46,7 +49,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from hqemu.ir import EXIT_KINDS, F32, F64, HELPERS, I64, I128, OPS, Const, F, Op, Temp, Ty, Unit, Value
 
@@ -234,8 +237,11 @@ class _Fn:
     def state_ptr(self, name: str) -> str:
         return f"%s{self.gsfx[name]}"
 
-    def store_back(self, out: list[str]) -> None:
+    def store_back(self, out: list[str], dead: Collection[str] = ()) -> None:
+        """Store the globals the unit writes, but those the code continued at writes first."""
         for g in self.written:
+            if g.name in dead:
+                continue
             s = self.fresh()
             t = llty(g.ty)
             out.append(f"  {s} = load {t}, ptr {self.slot(g.name)}")
@@ -248,12 +254,12 @@ class _Fn:
             self.emit(f"store {t} {s}, ptr {self.slot(g.name)}")
 
     # --- exits ---------------------------------------------------------------------------
-    def exit_stub(self, kind: str, pc_operand: str) -> str:
+    def exit_stub(self, kind: str, pc_operand: str, pc: int | None = None) -> str:
         """A block that stores the written globals back and returns (a jump exit first tries
-        to chain to the unit installed at its target); its label."""
+        to chain to the unit installed at its target); its label. pc: the target when static."""
         label = self.label("x")
         out = [f"{label}:"]
-        self.store_back(out)
+        self.store_back(out, self.unit.dead_at.get(pc, ()) if kind == "jump" and pc is not None else ())
         if kind == "jump" and pc_operand.startswith("%"):  # an indirect jump: the edge, for sampling
             out += [f"  store i64 {_int_lit(self.unit.pc, 64)}, ptr {self.info('ind_from')}, align 8",
                     f"  store i64 {pc_operand}, ptr {self.info('ind_to')}, align 8"]
@@ -298,7 +304,7 @@ class _Fn:
         """The label an exit to (kind, pc) goes to: a block of the unit, or a new exit stub."""
         if kind == "jump" and pc in self.by_pc:
             return f"b{self.by_pc[pc]}"
-        return self.exit_stub(kind, _int_lit(pc, 64))
+        return self.exit_stub(kind, _int_lit(pc, 64), pc)
 
 
 # --- moves and integer arithmetic -----------------------------------------------------------

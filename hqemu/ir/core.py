@@ -115,6 +115,9 @@ class Unit:
         self.globals: dict[str, Global] = {}  # the globals this unit uses (filled by get/put)
         self.blocks: list[Block] = []
         self.next_temp = 0
+        # exit target pc -> globals the guest code there writes before it reads them: a `jump`
+        # exit to that pc need not store their values (docs/ir.md, "Dead at a target")
+        self.dead_at: dict[int, frozenset[str]] = {}
 
     def temp(self, ty: Ty) -> Temp:
         t = Temp(self.next_temp, ty)

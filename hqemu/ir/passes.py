@@ -40,6 +40,26 @@ def _call_writes_state(op: Op) -> bool:
     return h is None or h.writes_state
 
 
+def written_first(unit: Unit) -> frozenset[str]:
+    """The globals the unit's first block writes before it reads them and before anything
+    that may leave the block or read the state (an exit, a helper call): their values on entry
+    are never used, so code jumping to the unit need not store them (Unit.dead_at)."""
+    seen: set[str] = set()
+    written: set[str] = set()
+    for op in unit.blocks[0].ops if unit.blocks else ():
+        n = op.name
+        if n == "get":
+            seen.add(op.consts[0])
+        elif n == "put":
+            name = op.consts[0]
+            if name not in seen:
+                written.add(name)
+                seen.add(name)
+        elif n in ("exit", "exit_if", "exit_ind", "call") or OPS[n].flags & F.STATE_R:
+            break
+    return frozenset(written)
+
+
 def _is(v: Value, x: int) -> bool:
     return isinstance(v, Const) and v.value == x
 

@@ -21,6 +21,9 @@ Shape (an op's constant attributes come first, then its value inputs):
       exit_if jump, 0x401010, %2
       exit jump, 0x401003
 
+A trace may say, after its globals, which globals the code at an exit's target writes before
+reading them (`deadat 0x401200 cf pf`: docs/ir.md, "Dead at a target").
+
 Integer constants are printed in hex; floats with float.hex, except NaN, printed with the
 bits of its Python double, `nan(0x7ff8000000000000)`, so payload and sign survive. Lines
 that are empty or start with ';' are comments.
@@ -90,6 +93,8 @@ def format_op(op: Op) -> str:
 def format_unit(unit: Unit) -> str:
     lines = [f"unit {unit.isa}"]
     lines += [f"global {g.name} {g.ty.name} {g.offset}" for g in unit.globals.values()]
+    lines += [f"deadat 0x{pc:x} {' '.join(sorted(names))}" for pc, names in sorted(unit.dead_at.items())
+              if names]
     for b in unit.blocks:
         lines.append(f"block 0x{b.pc:x}")
         lines += ["  " + format_op(op) for op in b.ops]
@@ -234,6 +239,11 @@ def parse_unit(text: str, layout: StateLayout | None = None) -> Unit:
                 if layout is not None and (name not in layout or layout[name] != g):
                     raise ValueError(f"global {name} does not match the layout")
                 unit.globals[name] = g
+            elif word == "deadat" and not unit.blocks:
+                pc, *names = rest.split()
+                if not names:
+                    raise ValueError("deadat needs a pc and at least one global")
+                unit.dead_at[int(pc, 0)] = frozenset(names)
             elif word == "block":
                 block = unit.new_block(int(rest, 0))
             elif block is None:
@@ -268,6 +278,7 @@ def structure(unit: Unit) -> tuple:
     return (
         unit.isa,
         tuple((g.name, g.ty.name, g.offset) for g in unit.globals.values()),
+        tuple((pc, tuple(sorted(names))) for pc, names in sorted(unit.dead_at.items()) if names),
         tuple(
             (b.pc, tuple((op.name, tuple(val(t) for t in op.outs), tuple(val(v) for v in op.ins),
                           tuple(const(c) for c in op.consts)) for op in b.ops))

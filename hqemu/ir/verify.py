@@ -269,6 +269,9 @@ def verify(unit: Unit) -> None:
             raise IRError(f"global {name} is malformed: {g}")
         if unit.layout is not None and (name not in unit.layout or unit.layout[name] != g):
             raise IRError(f"global {name} does not match the layout")
+    for pc, names in unit.dead_at.items():
+        if not 0 <= pc < 1 << 64 or (unit.layout is not None and any(n not in unit.layout for n in names)):
+            raise IRError(f"dead_at 0x{pc:x} names what is no global of the layout: {sorted(names)}")
     defined: dict[int, Temp] = {}
     for b in unit.blocks:
         if not b.ops:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from hqemu.ir import StateLayout, Unit
+from hqemu.ir.passes import written_first
 from hqemu.ir.text import format_unit, parse_unit
 
 CACHED_SOURCE = "# (loaded from the persistent code cache: no source kept)\n"
@@ -28,7 +29,7 @@ CACHED_SOURCE = "# (loaded from the persistent code cache: no source kept)\n"
 class QuickBlock:
     __slots__ = ("pc", "fn", "n_insns", "size", "exits", "source", "count",
                  "next_pc0", "next0", "next_pc1", "next1", "_unit", "_unit_text", "_layout", "line_pcs",
-                 "final")
+                 "final", "_written_first")
 
     def __init__(self, pc: int, fn: Callable[[], int], n_insns: int, size: int, exits: tuple[int, ...],
                  source: str, unit: Unit | None, line_pcs: tuple[int, ...],
@@ -54,6 +55,7 @@ class QuickBlock:
             final = (last.name, last.consts)
         # (name, consts) of the unit's last op: how the block ends, known without parsing its IR
         self.final = final
+        self._written_first: frozenset[str] | None = None  # see written_first, once asked
 
     @property
     def unit(self) -> Unit | None:
@@ -65,6 +67,15 @@ class QuickBlock:
     @unit.setter
     def unit(self, unit: Unit | None) -> None:
         self._unit, self._unit_text = unit, None
+
+    @property
+    def written_first(self) -> frozenset[str]:
+        """The globals this block writes before reading them (ir.passes.written_first): a
+        trace exit jumping here need not store them."""
+        if self._written_first is None:
+            unit = self.unit
+            self._written_first = written_first(unit) if unit is not None else frozenset()
+        return self._written_first
 
     @property
     def loops(self) -> bool:

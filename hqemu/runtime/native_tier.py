@@ -224,7 +224,7 @@ class NativeTier:
         install it from the object cache, compile it here (hybrids) or submit it (hybridm).
         False: the pool refused it (queue full)."""
         self.serial += 1
-        built = build_trace(tr, trace_name(tr.head_pc, self.serial))
+        built = build_trace(tr, trace_name(tr.head_pc, self.serial), self.engine.cache.get)
         info = built.info
         sizes = {b.pc: b.size for b in tr.blocks}
         facts = InstalledTrace(self.serial, tr.head_pc, len(info.block_pcs), info.guest_insns,

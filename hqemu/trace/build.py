@@ -23,12 +23,13 @@ only inside units of several blocks, and the back edge then targets the copy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hqemu.ir import Op, Temp, Unit
 from hqemu.ir.errors import IRError
+from hqemu.ir.passes import written_first
 from hqemu.ir.text import format_unit
 
 from .policy import TraceEnd
@@ -136,8 +137,10 @@ def trace_exits(unit: Unit) -> tuple[TraceExit, ...]:
     return tuple(out)
 
 
-def build_trace(recorded: Any, entry: str) -> BuiltTrace:
-    """A RecordedTrace (or anything with .blocks and .end) -> unit, text and metadata."""
+def build_trace(recorded: Any, entry: str, block_at: Callable[[int], Any] | None = None) -> BuiltTrace:
+    """A RecordedTrace (or anything with .blocks and .end) -> unit, text and metadata.
+    block_at(pc): the translated block at a guest pc, if any (the quick tier's cache): the
+    unit then says, for each exit target known there, which globals it writes first."""
     blocks = recorded.blocks
     unit = build_trace_unit(blocks)
     distinct = {u.pc: u for u in map(_unit_of, blocks)}
@@ -150,8 +153,28 @@ def build_trace(recorded: Any, entry: str) -> BuiltTrace:
         guest_insns=sum(u.guest_insns() for u in distinct.values()),
         end=getattr(recorded, "end", None),
     )
+    if block_at is not None:
+        unit.dead_at = dead_at_exits(unit, info.exit_targets, block_at)
     return BuiltTrace(unit, format_unit(unit), info)
 
 
-__all__ = ["BuiltTrace", "TraceExit", "TraceInfo", "build_trace", "build_trace_unit", "trace_exits",
-           "trace_name"]
+def dead_at_exits(unit: Unit, targets: frozenset[int], block_at: Callable[[int], Any]
+                  ) -> dict[int, frozenset[str]]:
+    """For each exit target with a translated block: the globals the unit writes that the
+    block there writes before reading (most often the flags: the next cmp or test sets them
+    anew), so the exit need not store them and LLVM drops what only computed them."""
+    written = {op.consts[0] for op in unit.ops() if op.name == "put"}
+    out = {}
+    for pc in targets:
+        blk = block_at(pc)
+        first = getattr(blk, "written_first", None) if blk is not None else None
+        if first is None and isinstance(blk, Unit):
+            first = written_first(blk)
+        dead = frozenset(first or ()) & written
+        if dead:
+            out[pc] = dead
+    return out
+
+
+__all__ = ["BuiltTrace", "TraceExit", "TraceInfo", "build_trace", "build_trace_unit", "dead_at_exits",
+           "trace_exits", "trace_name"]
