@@ -62,7 +62,17 @@ def test_stats_file_is_written_when_the_guest_dies_by_a_signal(guest, tmp_path):
 
 @pytest.mark.parametrize("opts", [("-d", "stats"), ("-llvm-mode", "none", "-d", "stats")])
 def test_d_stats_prints_the_trace_statistic(guest, tmp_path, opts):
-    run = guestrun.run_hqemu(guest("x86_64-glibc", "hello"), (), guestrun.clean_env(), tmp_path, opts)
+    """The human summary says what the JSON of the same run says (the JSON's figures are checked
+    against strace and across tiers above)."""
+    run, data = _stats(guest, tmp_path, "hello", opts)
     assert run.returncode == 0
     text = run.stderr.decode()
-    assert "Trace statistic:" in text and re.search(r"guest instructions: \d+", text)
+    assert "Trace statistic:" in text
+    t = data["tiers"]
+    m = re.search(r"guest instructions: (\d+)", text)
+    assert m and int(m[1]) == t["quick_insns"] + t["native_insns"]
+    m = re.search(r"traces formed (\d+), installed (\d+), .*merged (\d+)", text)
+    tr = data["traces"]
+    assert m and tuple(map(int, m.groups())) == (tr["formed"], tr["installed"], tr["merged"])
+    m = re.search(r"syscalls: (.*)$", text, re.M)
+    assert m and dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", m[1])) == data["syscalls"]
