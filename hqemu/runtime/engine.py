@@ -178,6 +178,7 @@ class Engine:
         cache, translate, tier = self.cache, self.translate, self.tier
         rec, native_pcs, heads = tier.rec, tier.native_pcs, tier.rec.heads
         waiting = (HeadState.CANDIDATE, HeadState.PENDING)
+        loop_iters = self.env.params.quick_loop_iters
         while True:
             blk.count += 1
             pc = blk.fn()
@@ -191,10 +192,12 @@ class Engine:
             if blk.pc in native_pcs:
                 hot = rec.profile(None, nxt, Edge.TRACE_EXIT)
             else:
-                # a block looping on itself in the quick tier came back after its budget of back
-                # edges: each was an arrival at its head that the loop never saw
-                hot = rec.profile(blk, nxt) if nxt is not blk or not blk.loops else \
-                    rec.profile(blk, nxt, arrivals=self.env.params.quick_loop_iters)
+                if nxt is blk and blk.loops:
+                    # it looped on itself in the quick tier and came back after its budget of
+                    # back edges: each was an arrival at its head that the loop never saw
+                    hot = rec.profile(blk, nxt, arrivals=loop_iters)
+                else:
+                    hot = rec.profile(blk, nxt)
                 head = heads.get(pc)
                 if head is None or head.status not in waiting:
                     if blk.next0 is None:

@@ -69,7 +69,7 @@ class Merger:
                ) -> list[MergeJob]:
         """One sampling window: head pc -> samples, and the indirect jumps sampled (unit entry
         pc, target pc) -> samples, which join the static exits as edges for good."""
-        for (src, dst), _ in (edges or {}).items():
+        for src, dst in edges or ():
             targets = self.indirect.setdefault(src, set())
             if len(targets) < MAX_INDIRECT_TARGETS:
                 targets.add(dst)

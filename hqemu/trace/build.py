@@ -166,11 +166,10 @@ def dead_at_exits(unit: Unit, targets: frozenset[int], block_at: Callable[[int],
     written = {op.consts[0] for op in unit.ops() if op.name == "put"}
     out = {}
     for pc in targets:
-        blk = block_at(pc)
-        first = getattr(blk, "written_first", None) if blk is not None else None
-        if first is None and isinstance(blk, Unit):
-            first = written_first(blk)
-        dead = frozenset(first or ()) & written
+        blk = block_at(pc)  # a QuickBlock (it caches the answer) or a Unit
+        if blk is None:
+            continue
+        dead = (written_first(blk) if isinstance(blk, Unit) else blk.written_first) & written
         if dead:
             out[pc] = dead
     return out
