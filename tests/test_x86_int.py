@@ -752,21 +752,28 @@ def unicorn_steps(parts: list[bytes], branch: bool) -> list[tuple[int | None, in
     return steps
 
 
+def _check_sequence(label: str, parts: list[bytes], st, branch, failures: list[str],
+                    outcomes: Counter) -> None:
+    """Run the instructions in Unicorn (one step each) and in the quick tier with and without
+    the passes from the same state; a difference goes into failures with the input state."""
+    code, n = b"".join(parts), len(parts)
+    want = run_unicorn_steps(code, st, unicorn_steps(parts, branch))
+    outcomes[want.kind] += 1
+    for passes in (False, True):
+        diffs = compare(want, run_quick(code, st, n, passes))
+        if diffs:
+            listing = "; ".join(FRONTEND.disasm(code, CODE))
+            failures.append(f"{label} ({'with' if passes else 'without'} passes): {code.hex()}\n"
+                            f"  {listing}\n  " + "; ".join(diffs) + "\n" + describe_state(code, st))
+
+
 def test_sequences_vs_unicorn() -> None:
     rng = random.Random(f"{SEED}-sequences")
     failures, outcomes = [], Counter()
     for i in range(SEQ_CASES):
         parts, st, branch = gen_sequence(rng)
-        code, n = b"".join(parts), len(parts)
-        want = run_unicorn_steps(code, st, unicorn_steps(parts, branch))
-        outcomes[want.kind] += 1
-        for passes in (False, True):
-            diffs = compare(want, run_quick(code, st, n, passes))
-            if diffs:
-                listing = "; ".join(FRONTEND.disasm(code, CODE))
-                failures.append(f"sequence {i} ({'with' if passes else 'without'} passes): {code.hex()}\n"
-                                f"  {listing}\n  " + "; ".join(diffs) + "\n" + describe_state(code, st))
-        SEQ_RAN[f"{n} insns"] += 1
+        _check_sequence(f"sequence {i}", parts, st, branch, failures, outcomes)
+        SEQ_RAN[f"{len(parts)} insns"] += 1
     assert not failures, f"{len(failures)} of {2 * SEQ_CASES} differ (HQEMU_SEED={SEED}):\n" \
         + "\n".join(failures[:6])
     # most sequences must run to their end, or the test would compare little but signals
@@ -916,17 +923,9 @@ def test_fused_conditions_vs_unicorn() -> None:
     failures, outcomes = [], Counter()
     for i in range(FUSE_CASES):
         parts, st, branch, name = gen_fusion(rng)
-        code, n = b"".join(parts), len(parts)
         if any(not KD.sequence_part_ok(lift.decode(p, CODE)) for p in parts if p != b"\x9d"):
             continue
-        want = run_unicorn_steps(code, st, unicorn_steps(parts, branch))
-        outcomes[want.kind] += 1
-        for passes in (False, True):
-            diffs = compare(want, run_quick(code, st, n, passes))
-            if diffs:
-                listing = "; ".join(FRONTEND.disasm(code, CODE))
-                failures.append(f"fusion {i} ({'with' if passes else 'without'} passes): {code.hex()}\n"
-                                f"  {listing}\n  " + "; ".join(diffs) + "\n" + describe_state(code, st))
+        _check_sequence(f"fusion {i}", parts, st, branch, failures, outcomes)
         SEQ_RAN[f"fusion after {name}"] += 1  # reported with the integer sequences
     assert not failures, f"{len(failures)} differ (HQEMU_SEED={SEED}):\n" + "\n".join(failures[:6])
     assert outcomes["jump"] >= 0.8 * sum(outcomes.values()), outcomes
