@@ -40,6 +40,11 @@ def _call_writes_state(op: Op) -> bool:
     return h is None or h.writes_state
 
 
+# ops after which written_first stops looking: those that may leave the block or read the state
+_ENDS_WRITTEN_FIRST = frozenset({"exit", "exit_if", "exit_ind", "call"} |
+                                {n for n, d in OPS.items() if d.flags & F.STATE_R and n != "get"})
+
+
 def written_first(unit: Unit) -> frozenset[str]:
     """The globals the unit's first block writes before it reads them and before anything
     that may leave the block or read the state (an exit, a helper call): their values on entry
@@ -55,7 +60,7 @@ def written_first(unit: Unit) -> frozenset[str]:
             if name not in seen:
                 written.add(name)
                 seen.add(name)
-        elif n in ("exit", "exit_if", "exit_ind", "call") or OPS[n].flags & F.STATE_R:
+        elif n in _ENDS_WRITTEN_FIRST:
             break
     return frozenset(written)
 
