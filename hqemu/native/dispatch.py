@@ -17,20 +17,35 @@ costs about 100 ns). It returns to Python on
   a fault       a guest access the host refused: ("sigsegv" or "sigbus", guest pc of the
                 faulting instruction, guest address); the CPU state is imprecise (the unit's
                 promoted registers are lost: as of the unit's entry or of a later exit);
+                a float exception the guest unmasked: ("sigfpe", that pc, None), the same;
   interrupt()   asked from another thread: ("jump", pc, None) at the next transition (a unit
                 looping inside itself is not interrupted).
 
-Faults: hqemu_dispatch calls sigsetjmp before entering guest code; the SIGSEGV/SIGBUS handler
-(also in the IR below, installed by hqemu.native.faults) siglongjmps back when the faulting
-thread is inside guest code (its record armed and no helper running) and otherwise passes
-the signal to the previous handler, so a crash of the host or of Python still kills the
-process as it would without us. Any host address counts while guest code runs: a guest
+Faults: hqemu_dispatch calls sigsetjmp before entering guest code; the SIGSEGV/SIGBUS/SIGFPE
+handler (also in the IR below, installed by hqemu.native.faults) siglongjmps back when the
+faulting thread is inside guest code (its record armed and no helper running) and otherwise
+passes the signal to the previous handler, so a crash of the host or of Python still kills
+the process as it would without us. Any host address counts while guest code runs: a guest
 address past the reservation faults outside it (fault_in_guest_space() tells), and the guest
 address reported is host address - membase (meaningless when the kernel gives no address,
 as for a non-canonical one). The record the handler finds is the calling thread's own,
 published with pthread_setspecific: several threads may run dispatchers, each with its own
 Dispatcher (a Dispatcher is one thread's at a time, and run() is not re-entrant from a
 helper), sharing one DispatchTable.
+
+Floating point (x86-64 hosts): native code runs under the guest's SSE environment when the
+record's `fenv` names the guest's MXCSR word in the CPU state (1 + its byte offset; 0: none,
+as for AArch64 guests), so the host's own SSE instructions in it round as the guest asks and
+raise its flags. hqemu_run saves the host MXCSR (in `host_mxcsr`), loads the guest's control
+bits (DAZ, exception masks, RC, FTZ) with the flags clear, and after hqemu_dispatch returns
+(after a fault too) ORs the flags raised (bits 0-5) into the guest's word and restores the
+host's: Python never runs under the guest's MXCSR. Python helpers switch the same way around
+the helper (hqemu_fenv_to_python / hqemu_fenv_to_guest, called by the callbacks of
+hqemu/native/loader.py). With an exception unmasked, a float instruction in guest code traps:
+the host SIGFPE is the guest's (kind sigfpe, the pc of the last started instruction that
+touches memory, as for a SIGSEGV). The kernel runs signal handlers under a fresh MXCSR, and
+siglongjmp keeps it: the handler reloads the one guest code had (from the ucontext) first,
+so the flags raised before the fault, the trapping one included, still reach the guest.
 
 The dispatch table is an open-addressed hash table of {guest pc, code address} in ctypes
 memory, linear probing, EMPTY keys at 2**64-1. install() writes the code address first and the
@@ -51,6 +66,7 @@ import platform
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -80,7 +96,7 @@ from workers.abi import (
 )
 
 from . import faults
-from .loader import native
+from .loader import RUN_RECORD_WORDS, native
 
 MIN_CAPACITY = 1 << 16
 JMPBUF_BYTES = 512  # glibc's sigjmp_buf: 200 bytes on x86-64, 312 on AArch64
@@ -123,6 +139,9 @@ class ExitRecord(ctypes.Structure):
         ("state", ctypes.c_uint64),  # hqemu_run's CPU state address
         ("table", ctypes.c_uint64),  # hqemu_run's TableHeader address
         ("jmpbuf", ctypes.c_uint8 * JMPBUF_BYTES),  # sigjmp_buf of the running hqemu_dispatch
+        # the guest's SSE environment (x86-64 hosts; see "Floating point" above)
+        ("fenv", ctypes.c_uint64),  # 0: none; else 1 + state offset of the guest's MXCSR word
+        ("host_mxcsr", ctypes.c_uint64),  # the host MXCSR hqemu_run saved (Python's), low 32 bits
     ]
 
 
@@ -136,6 +155,7 @@ assert tuple(map(_off, ("kind", "insn_pc", "icount", "fault_addr", "in_helper", 
     EXITINFO_UNIT_PC, EXITINFO_UNITS, EXITINFO_REQUEST, EXITINFO_WORDS, EXITINFO_MASK, EXITINFO_IND_FROM,
     EXITINFO_IND_TO, EXITINFO_SIZE)
 assert _off("jmpbuf") % 16 == 0
+assert ctypes.sizeof(ExitRecord) <= 8 * RUN_RECORD_WORDS  # NativeCode.run's record holds it
 
 
 class TableHeader(ctypes.Structure):
@@ -151,12 +171,103 @@ class TableHeader(ctypes.Structure):
 
 # --- the dispatcher and fault handler, in LLVM IR -------------------------------------------
 _HOST_PC_OFFSET = {"x86_64": 168}  # ucontext_t.uc_mcontext.gregs[REG_RIP]
+HOST_SSE = platform.machine() == "x86_64"  # the host has MXCSR: guest SSE environments apply
+_FPREGS_OFFSET = 224  # x86-64 ucontext_t.uc_mcontext.fpregs (struct _libc_fpstate *)
+_FPSTATE_MXCSR = 24  # struct _libc_fpstate.mxcsr
+MXCSR_FLAGS = 0x3F  # IE DE ZE OE UE PE: sticky, folded into the guest's word
+MXCSR_CONTROL = 0xFFC0  # DAZ, the six masks, RC, FTZ: installed from the guest's word
+# the exit kind of each signal the handler takes for the guest (the order of faults.HANDLED)
+_SIGNAL_KINDS = {faults.SIGSEGV: "sigsegv", faults.SIGBUS: "sigbus", faults.SIGFPE: "sigfpe"}
+assert tuple(_SIGNAL_KINDS) == faults.HANDLED
+
+
+def _select_chain(var: str, sig: str, ty: str, values: list[int]) -> list[str]:
+    """IR lines computing i64 %<var> = values[i] where sig (a `ty` operand) is faults.HANDLED[i]
+    (values[0] for any other signal)."""
+    lines, cur = [], str(values[0])
+    for i, (signo, v) in enumerate(zip(faults.HANDLED[1:], values[1:], strict=True), 1):
+        name = f"%{var}" if i == len(values) - 1 else f"%{var}.{i}"
+        lines += [f"  %{var}.is{i} = icmp eq {ty} {sig}, {signo}",
+                  f"  {name} = select i1 %{var}.is{i}, i64 {v}, i64 {cur}"]
+        cur = name
+    return lines
+
+
+def _fenv_ir(o: dict[str, int]) -> str:
+    """hqemu_fenv_to_python, hqemu_fenv_to_guest and hqemu_get_mxcsr (no-ops without SSE)."""
+    if not HOST_SSE:
+        return """define void @hqemu_fenv_to_python(ptr %info) nounwind {
+  ret void
+}
+
+define void @hqemu_fenv_to_guest(ptr %info) nounwind {
+  ret void
+}
+
+define i64 @hqemu_get_mxcsr() nounwind {
+  ret i64 0
+}
+"""
+    head = f"""entry:
+  %fep = getelementptr inbounds i8, ptr %info, i64 {o['fenv']}
+  %fenv = load i64, ptr %fep, align 8
+  %has = icmp ne i64 %fenv, 0
+  br i1 %has, label %go, label %done
+go:
+  %sp = getelementptr inbounds i8, ptr %info, i64 {o['state']}
+  %state = load ptr, ptr %sp, align 8
+  %off = sub i64 %fenv, 1
+  %gp = getelementptr inbounds i8, ptr %state, i64 %off"""
+    return f"""declare void @llvm.x86.sse.stmxcsr(ptr) nounwind
+declare void @llvm.x86.sse.ldmxcsr(ptr) nounwind
+
+; leaving guest code for Python (the end of a run, a Python helper): the flags guest code
+; raised go into the guest's MXCSR word, the host gets back the MXCSR hqemu_run saved
+define void @hqemu_fenv_to_python(ptr %info) nounwind {{
+{head}
+  %cw = alloca i32, align 4
+  call void @llvm.x86.sse.stmxcsr(ptr %cw)
+  %now = load i32, ptr %cw, align 4
+  %fl = and i32 %now, {MXCSR_FLAGS}
+  %fl64 = zext i32 %fl to i64
+  %g = load i64, ptr %gp, align 4
+  %g1 = or i64 %g, %fl64
+  store i64 %g1, ptr %gp, align 4
+  %hp = getelementptr inbounds i8, ptr %info, i64 {o['host_mxcsr']}
+  call void @llvm.x86.sse.ldmxcsr(ptr %hp)
+  br label %done
+done:
+  ret void
+}}
+
+; entering guest code (a run, the return from a Python helper, which may have changed the
+; guest's MXCSR): the guest's control bits, exception masks included, and no flag
+define void @hqemu_fenv_to_guest(ptr %info) nounwind {{
+{head}
+  %cw = alloca i32, align 4
+  %g = load i64, ptr %gp, align 4
+  %c = and i64 %g, {MXCSR_CONTROL}
+  %c32 = trunc i64 %c to i32
+  store i32 %c32, ptr %cw, align 4
+  call void @llvm.x86.sse.ldmxcsr(ptr %cw)
+  br label %done
+done:
+  ret void
+}}
+
+define i64 @hqemu_get_mxcsr() nounwind {{
+  %cw = alloca i32, align 4
+  call void @llvm.x86.sse.stmxcsr(ptr %cw)
+  %v = load i32, ptr %cw, align 4
+  %v64 = zext i32 %v to i64
+  ret i64 %v64
+}}
+"""
 
 
 def dispatch_ir() -> str:
     """The LLVM IR module of hqemu_dispatch and hqemu_fault_handler for this host."""
     o = {name: _off(name) for name, *_ in ExitRecord._fields_}
-    segv, bus = EXIT_KINDS.index("sigsegv"), EXIT_KINDS.index("sigbus")
     pc_off = _HOST_PC_OFFSET.get(platform.machine())
     if pc_off is None:
         host_pc = "  %hpc = add i64 0, 0"
@@ -164,6 +275,53 @@ def dispatch_ir() -> str:
         host_pc = (f"  %hpcp = getelementptr inbounds i8, ptr %uc, i64 {pc_off}\n"
                    "  %hpc = load i64, ptr %hpcp, align 8")
     lookup = "\n".join(lookup_ir("d", "%pc", "%table", "%mask", "call", "miss"))
+    kind_of_signal = "\n".join(_select_chain(
+        "kind", "%sig", "i64", [EXIT_KINDS.index(_SIGNAL_KINDS[s]) for s in faults.HANDLED]))
+    chain_index = "\n".join(_select_chain("idx", "%sig", "i32", [2 * i for i in range(len(faults.HANDLED))]))
+    dispatch_args = "ptr %state, ptr %membase, ptr %info, ptr %words, i64 %mask, i64 %pc"
+    if HOST_SSE:
+        run_alloca = "  %hcw = alloca i32, align 4\n"
+        run_call = f"""  %fep = getelementptr inbounds i8, ptr %info, i64 {o['fenv']}
+  %fenv = load i64, ptr %fep, align 8
+  %hasfe = icmp ne i64 %fenv, 0
+  br i1 %hasfe, label %fe_run, label %plain_run
+fe_run:
+  ; the guest's SSE environment: the host's (Python's) MXCSR saved, the guest's installed
+  call void @llvm.x86.sse.stmxcsr(ptr %hcw)
+  %hcv = load i32, ptr %hcw, align 4
+  %hcv64 = zext i32 %hcv to i64
+  %hmp = getelementptr inbounds i8, ptr %info, i64 {o['host_mxcsr']}
+  store i64 %hcv64, ptr %hmp, align 8
+  call void @hqemu_fenv_to_guest(ptr %info)
+  %r1 = call i64 @hqemu_dispatch({dispatch_args})
+  ; after a fault too: the handler gave back the MXCSR guest code had
+  call void @hqemu_fenv_to_python(ptr %info)
+  br label %ran
+plain_run:
+  %r0 = call i64 @hqemu_dispatch({dispatch_args})
+  br label %ran
+ran:
+  %r = phi i64 [ %r1, %fe_run ], [ %r0, %plain_run ]"""
+        handler_fenv = f"""  %hfep = getelementptr inbounds i8, ptr %rec, i64 {o['fenv']}
+  %hfe = load i64, ptr %hfep, align 8
+  %hhas = icmp ne i64 %hfe, 0
+  br i1 %hhas, label %fpregs, label %unwind
+fpregs:
+  ; the kernel runs a handler under a fresh FP environment, and siglongjmp keeps it: give
+  ; back the MXCSR guest code had (its control bits and the flags raised so far, a trapping
+  ; one included) for hqemu_run to fold into the guest's word
+  %fpp = getelementptr inbounds i8, ptr %uc, i64 {_FPREGS_OFFSET}
+  %fpr = load ptr, ptr %fpp, align 8
+  %hasfp = icmp ne ptr %fpr, null
+  br i1 %hasfp, label %fpload, label %unwind
+fpload:
+  %mxp = getelementptr inbounds i8, ptr %fpr, i64 {_FPSTATE_MXCSR}
+  call void @llvm.x86.sse.ldmxcsr(ptr %mxp)
+  br label %unwind"""
+    else:
+        run_alloca = ""
+        run_call = f"  %r = call i64 @hqemu_dispatch({dispatch_args})"
+        handler_fenv = "  br label %unwind"
     return f"""; hqemu native dispatcher and guest fault handler (hqemu/native/dispatch.py)
 @hqemu_tls_key = global i32 0
 @hqemu_chain = global [{faults.CHAIN_WORDS} x i64] zeroinitializer
@@ -179,7 +337,7 @@ declare i32 @raise(i32) nounwind
 ; cost least (about 100 ns each); the table cannot move while a runner is registered
 define i64 @hqemu_run(ptr %info, i64 %pc) nounwind {{
 entry:
-  %sp = getelementptr inbounds i8, ptr %info, i64 {o['state']}
+{run_alloca}  %sp = getelementptr inbounds i8, ptr %info, i64 {o['state']}
   %state = load ptr, ptr %sp, align 8
   %mp = getelementptr inbounds i8, ptr %info, i64 {o['membase']}
   %membase = load ptr, ptr %mp, align 8
@@ -196,7 +354,7 @@ go:
   %words = load ptr, ptr %wp, align 8
   %kp = getelementptr inbounds i8, ptr %hdr, i64 {TableHeader.mask.offset}
   %mask = load i64, ptr %kp, align 8
-  %r = call i64 @hqemu_dispatch(ptr %state, ptr %membase, ptr %info, ptr %words, i64 %mask, i64 %pc)
+{run_call}
   %out = atomicrmw sub ptr %runners, i64 1 seq_cst
   ret i64 %r
 back_off:
@@ -242,8 +400,7 @@ fault:
   ; the handler disarmed the record and wrote the fault's fields
   %sigp = getelementptr inbounds i8, ptr %info, i64 {o['signo']}
   %sig = load volatile i64, ptr %sigp, align 8
-  %isbus = icmp eq i64 %sig, {faults.SIGBUS}
-  %kind = select i1 %isbus, i64 {bus}, i64 {segv}
+{kind_of_signal}
   store i64 %kind, ptr %info, align 8
   %stp = getelementptr inbounds i8, ptr %info, i64 {o['stop']}
   store i64 {Stop.FAULT.value}, ptr %stp, align 8
@@ -326,13 +483,14 @@ ours:
 {host_pc}
   %hpp = getelementptr inbounds i8, ptr %rec, i64 {o['host_pc']}
   store volatile i64 %hpc, ptr %hpp, align 8
+{handler_fenv}
+unwind:
   store volatile i64 0, ptr %ap, align 8
   %jb = getelementptr inbounds i8, ptr %rec, i64 {o['jmpbuf']}
   call void @siglongjmp(ptr %jb, i32 1)
   unreachable
 chain:
-  %isbus = icmp eq i32 %sig, {faults.SIGBUS}
-  %idx = select i1 %isbus, i64 2, i64 0
+{chain_index}
   %howp = getelementptr inbounds i64, ptr @hqemu_chain, i64 %idx
   %how = load volatile i64, ptr %howp, align 8
   %fnp = getelementptr inbounds i64, ptr %howp, i64 1
@@ -352,6 +510,7 @@ default:
   ret void
 }}
 
+{_fenv_ir(o)}
 !0 = !{{!"branch_weights", i32 1, i32 1048575}}
 !1 = !{{!"branch_weights", i32 1048575, i32 1}}
 """
@@ -365,6 +524,9 @@ class DispatchCode:
     xchg: int  # address of hqemu_xchg(ptr, value) -> old value, a full barrier
     handler: int  # address of hqemu_fault_handler
     chain: int  # address of the handler's chain table (faults.CHAIN_WORDS i64)
+    fenv_to_python: int  # address of hqemu_fenv_to_python(record): guest flags folded, host MXCSR back
+    fenv_to_guest: int  # address of hqemu_fenv_to_guest(record): the guest's MXCSR controls installed
+    get_mxcsr: int  # address of hqemu_get_mxcsr() -> the host MXCSR now (0 on hosts without SSE)
     seconds: float  # compile (or cache load) time, link included
     cached: bool  # the object came from the disk cache
 
@@ -426,10 +588,14 @@ def dispatch_code(cache_dir: Path | str | None | bool = True) -> DispatchCode:
             xchg = nc.engine.get_function_address("hqemu_xchg")
             key = nc.engine.get_global_value_address("hqemu_tls_key")
             chain = nc.engine.get_global_value_address("hqemu_chain")
-            if not (handler and run and xchg and key and chain):
+            fenv = [nc.engine.get_function_address(f"hqemu_{f}")
+                    for f in ("fenv_to_python", "fenv_to_guest", "get_mxcsr")]
+            if not (handler and run and xchg and key and chain and all(fenv)):
                 raise HqemuError("native: the dispatcher object lacks its handler or globals")
             ctypes.c_uint32.from_address(key).value = faults.tls_key()
-            _code = DispatchCode(addr, run, xchg, handler, chain, time.perf_counter() - t0, cached)
+            _code = DispatchCode(addr, run, xchg, handler, chain, *fenv, time.perf_counter() - t0, cached)
+            # what Python helper callbacks call around the helper (hqemu/native/loader.py)
+            nc.fenv_switch = (FENV_FN(_code.fenv_to_python), FENV_FN(_code.fenv_to_guest))
         faults.install(_code.handler, _code.chain)
         return _code
 
@@ -438,6 +604,20 @@ DISPATCH_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p
                                ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
 RUN_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64)
 XCHG_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
+# a few ns of native code: PYFUNCTYPE keeps the GIL (releasing and taking it back costs more)
+FENV_FN = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)
+MXCSR_FN = ctypes.PYFUNCTYPE(ctypes.c_uint64)
+
+
+_get_mxcsr: Any = None
+
+
+def host_mxcsr() -> int:
+    """The calling thread's MXCSR now (0 on hosts without SSE)."""
+    global _get_mxcsr
+    if _get_mxcsr is None:
+        _get_mxcsr = MXCSR_FN(dispatch_code().get_mxcsr)
+    return _get_mxcsr()
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -591,6 +771,7 @@ _KIND, _STOP = _off("kind") // 8, _off("stop") // 8
 _ARMED, _IN_HELPER, _UNIT_PC = _off("armed") // 8, _off("in_helper") // 8, _off("unit_pc") // 8
 _IND_FROM, _IND_TO = _off("ind_from") // 8, _off("ind_to") // 8
 _EXIT, _MISS, _FAULT, _BUSY = Stop.EXIT.value, Stop.MISS.value, Stop.FAULT.value, Stop.BUSY.value
+_SIGFPE_KIND = EXIT_KINDS.index("sigfpe")
 
 
 class Dispatcher:
@@ -598,11 +779,18 @@ class Dispatcher:
 
     def __init__(self, env: Any = None, *, state_addr: int | None = None, membase: int | None = None,
                  mem_size: int | None = None, table: DispatchTable | None = None,
-                 cache_dir: Path | str | None | bool = True):
+                 cache_dir: Path | str | None | bool = True, fenv_offset: int | None = None):
+        """fenv_offset: the byte offset in the CPU state of the guest's MXCSR word (its low 32
+        bits), if native code runs under the guest's SSE environment; with an env, taken from
+        the register env.fe.host_fp_env names (None or absent: no guest SSE environment)."""
         if env is not None:
             state_addr = ctypes.addressof(env.cpu)
             membase, mem_size = env.mem.base, env.mem.size
             native().env = env  # what helper callbacks receive
+            fe = getattr(env, "fe", None)  # (test envs may have none)
+            reg = getattr(fe, "host_fp_env", None)
+            if reg is not None and fenv_offset is None:
+                fenv_offset = fe.layout[reg].offset
         if state_addr is None or membase is None or mem_size is None:
             raise TypeError("Dispatcher needs an env or state_addr, membase and mem_size")
         self.env = env
@@ -615,6 +803,14 @@ class Dispatcher:
         self._rec_addr = ctypes.addressof(self.rec)
         rec = self.rec
         rec.state, rec.membase, rec.table = state_addr, membase, ctypes.addressof(self.table.header)
+        if fenv_offset is not None and fenv_offset < 0:
+            raise ValueError("fenv_offset must be a byte offset in the CPU state")
+        if fenv_offset is not None and HOST_SSE:  # (a host without MXCSR has no SSE environment)
+            rec.fenv = 1 + fenv_offset
+            # Python helpers switch to Python's MXCSR and back (hqemu/native/loader.py)
+            nc, addr = native(), self._rec_addr
+            nc.fenv_records.add(addr)
+            weakref.finalize(rec, nc.fenv_records.discard, addr)
         self.returns: dict[str, int] = dict.fromkeys(RETURN_REASONS, 0)  # reason -> returns to Python
         stats = getattr(env, "stats", None)
         self._stats = stats if hasattr(stats, "native_returns") else None
@@ -673,8 +869,8 @@ class Dispatcher:
             reason = "miss"
         elif stop == _EXIT:
             reason = "helper" if kind == ABORT else _REASON_OF_KIND[kind]
-        elif stop == _FAULT:
-            reason, fault_addr = "fault", self.rec.fault_addr
+        elif stop == _FAULT:  # a SIGFPE's host address is the instruction's: no guest address
+            reason, fault_addr = "fault", None if kind == _SIGFPE_KIND else self.rec.fault_addr
         else:
             reason = "interrupt"
         self.returns[reason] += 1
@@ -715,6 +911,7 @@ class Dispatcher:
         return 0 <= self.rec.host_addr - self.membase < self.mem_size
 
 
-__all__ = ["DISPATCH_FN", "EMPTY", "RETURN_REASONS", "RUN_FN", "TOMB", "DispatchCode", "DispatchTable",
-           "Dispatcher", "ExitRecord", "Stop", "TableHeader", "default_cache_dir", "dispatch_code",
-           "dispatch_ir", "slot_of"]
+__all__ = ["DISPATCH_FN", "EMPTY", "FENV_FN", "HOST_SSE", "MXCSR_CONTROL", "MXCSR_FLAGS", "MXCSR_FN",
+           "RETURN_REASONS", "RUN_FN", "TOMB", "DispatchCode", "DispatchTable", "Dispatcher", "ExitRecord",
+           "Stop", "TableHeader", "default_cache_dir", "dispatch_code", "dispatch_ir", "host_mxcsr",
+           "slot_of"]

@@ -1,21 +1,25 @@
 """The host side of native guest faults: sigaction, alternate signal stacks, the thread key.
 
 Native code touches guest memory directly, so a guest access to an unmapped or protected
-page is a host SIGSEGV (or SIGBUS). The handler itself is LLVM IR compiled with the native
-dispatcher (hqemu/native/dispatch.py); this module installs it through libc with ctypes and
-keeps what it needs: the pthread key under which each thread publishes the exit record of
-the dispatcher it runs (the handler finds the faulting thread's record and jump buffer
-there), the previous SIGSEGV/SIGBUS actions (a fault that is not a guest access is passed on
-to them, so host crashes are never swallowed), and one alternate signal stack per thread.
+page is a host SIGSEGV (or SIGBUS); and it runs under the guest's SSE environment (x86-64
+guests on x86-64 hosts, hqemu/native/dispatch.py), so a float instruction raising an
+exception the guest unmasked is a host SIGFPE that is the guest's own. The handler itself is
+LLVM IR compiled with the native dispatcher (hqemu/native/dispatch.py); this module installs
+it through libc with ctypes and keeps what it needs: the pthread key under which each thread
+publishes the exit record of the dispatcher it runs (the handler finds the faulting thread's
+record and jump buffer there), the previous SIGSEGV/SIGBUS/SIGFPE actions (a signal that is
+not the guest's is passed on to them, so host crashes are never swallowed), and one
+alternate signal stack per thread.
 
     >>> key = tls_key()                                  # once per process
     >>> install(handler_addr, chain_addr)                # chain_addr: the handler's table
     >>> ensure_altstack()                                # in every thread that runs native code
 
-Rules: install() must come after anything else that takes SIGSEGV (Python's faulthandler,
-enabled by pytest at start-up, is fine: it becomes the handler we chain to); whoever installs
-a SIGSEGV handler later must chain to ours, or guest faults in native code kill the process.
-installed() tells whether ours is still in place; install() again re-takes the signals.
+Rules: install() must come after anything else that takes these signals (Python's
+faulthandler, enabled by pytest at start-up, is fine: it becomes the handler we chain to);
+whoever installs a SIGSEGV, SIGBUS or SIGFPE handler later must chain to ours, or guest
+faults in native code kill the process. installed() tells whether ours is still in place;
+install() again re-takes the signals.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import ctypes
 import signal
 import threading
 
-SIGSEGV, SIGBUS = int(signal.SIGSEGV), int(signal.SIGBUS)
-HANDLED = (SIGSEGV, SIGBUS)  # order of the chain table's entries
+SIGSEGV, SIGBUS, SIGFPE = int(signal.SIGSEGV), int(signal.SIGBUS), int(signal.SIGFPE)
+HANDLED = (SIGSEGV, SIGBUS, SIGFPE)  # order of the chain table's entries
 SA_SIGINFO, SA_ONSTACK, SA_NODEFER = 0x4, 0x08000000, 0x40000000
 SS_DISABLE = 2
 SIG_DFL, SIG_IGN = 0, 1
@@ -104,7 +108,7 @@ def _chain_entry(old: Sigaction) -> tuple[int, int]:
 
 
 def install(handler: int, chain: int) -> None:
-    """Make handler(sig, siginfo, ucontext) the SIGSEGV and SIGBUS handler of the process.
+    """Make handler(sig, siginfo, ucontext) the handler of the process for the HANDLED signals.
 
     The actions it replaces are written to the chain table at address `chain` (CHAIN_WORDS
     i64: {how, function} per signal of HANDLED) for the handler to pass other faults on to.
@@ -128,7 +132,7 @@ def install(handler: int, chain: int) -> None:
 
 
 def installed() -> bool:
-    """True if our handler still takes both signals."""
+    """True if our handler still takes every HANDLED signal."""
     return _ours is not None and all(current(s).handler == _ours for s in HANDLED)
 
 
@@ -148,4 +152,5 @@ def ensure_altstack() -> None:
 
 
 __all__ = ["ALTSTACK_SIZE", "CHAIN_DEFAULT", "CHAIN_HANDLER", "CHAIN_SIGACTION", "CHAIN_WORDS", "HANDLED",
-           "SIGBUS", "SIGSEGV", "Sigaction", "current", "ensure_altstack", "install", "installed", "tls_key"]
+           "SIGBUS", "SIGFPE", "SIGSEGV", "Sigaction", "current", "ensure_altstack", "install", "installed",
+           "tls_key"]

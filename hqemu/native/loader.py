@@ -13,6 +13,18 @@ each one the object names to a ctypes callback of IMPLS[name] before the object 
 the native frames: the callback parks it and sets *exitinfo to ABORT, the unit returns at
 once, and call() raises it. MCJIT cannot unload code (FACTS.md): objects live as long as the
 process.
+
+Floating point: a Dispatcher whose guest has an SSE environment (hqemu/native/dispatch.py)
+runs native code under the guest's MXCSR, but Python must never run under it. Its exit
+record's address is in fenv_records, and a helper callback called with such a record calls
+hqemu_fenv_to_python (the flags raised so far go into the guest's MXCSR word, the host's
+MXCSR comes back) before the helper and hqemu_fenv_to_guest (the guest's MXCSR, re-read: the
+helper may have changed it) after it, also when it raises. A record the set does not name
+(one of a unit called alone, maybe only EXITINFO_SIZE bytes long) is never read past the
+units' part. What runs before and after, the ctypes trampoline converting the arguments and
+the result, still runs under the guest's MXCSR: no float arithmetic there, but a helper with
+f32 arguments or an f32 result would convert them under it (none has any). NATIVE helpers
+are called directly and run under the guest's MXCSR.
 """
 
 from __future__ import annotations
@@ -31,6 +43,9 @@ from workers.lower import ABORT, EXITINFO_SIZE, HELPER_PREFIX
 
 UNIT_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 ExitInfo = ctypes.c_uint64 * (EXITINFO_SIZE // 8)  # the record a unit writes (workers/lower.py)
+# run()'s record: an ExitInfo and room for the dispatcher's fields (hqemu/native/dispatch.py's
+# ExitRecord), all 0 (no guest SSE environment), for native helpers that read them
+RUN_RECORD_WORDS = 128
 _HELPER_SYM = re.compile(rb"(?<=\x00)" + HELPER_PREFIX.encode() + rb"([A-Za-z_][\w.]*)(?=\x00)")
 _M64 = (1 << 64) - 1
 
@@ -59,7 +74,12 @@ class NativeCode:
         self.code_bytes = 0  # object bytes loaded
         self._callbacks: dict[str, Any] = {}  # helper name -> its ctypes callback (kept alive)
         self._fns: dict[int, Any] = {}  # address -> UNIT_FN
-        self._info = ExitInfo()  # run()'s exit info record
+        self._info = (ctypes.c_uint64 * RUN_RECORD_WORDS)()  # run()'s exit info record
+        # exit records (addresses) whose units run under a guest SSE environment, and the
+        # native (to_python, to_guest) switches helper callbacks call around a helper with
+        # one of them: both kept by hqemu/native/dispatch.py
+        self.fenv_records: set[int] = set()
+        self.fenv_switch: tuple[Any, Any] | None = None
 
     # --- loading -------------------------------------------------------------------------
     def load(self, obj: bytes, entry: str) -> int:
@@ -109,7 +129,7 @@ class NativeCode:
                     i += 1
             return out
 
-        def callback(state, membase, exitinfo, *rest):
+        def run_impl(exitinfo, rest):
             try:
                 r = impl(self.env, *decode(rest[nfixed - 3:]))
                 if direct:
@@ -121,6 +141,18 @@ class NativeCode:
                 self.pending = e
                 ctypes.c_uint64.from_address(exitinfo).value = ABORT
             return failed
+
+        records = self.fenv_records
+
+        def callback(state, membase, exitinfo, *rest):
+            if exitinfo not in records:
+                return run_impl(exitinfo, rest)
+            to_python, to_guest = self.fenv_switch
+            to_python(exitinfo)
+            try:
+                return run_impl(exitinfo, rest)
+            finally:
+                to_guest(exitinfo)
 
         cb = ctypes.CFUNCTYPE(restype, *params)(callback)
         self._callbacks[name] = cb
