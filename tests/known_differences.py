@@ -72,17 +72,12 @@ KNOWN: dict[str, Known] = {
         "host", "test_x87_transcendental",
         "the host's x87 transcendentals are not always correctly rounded: a result one ulp from hqemu's "
         "correctly rounded one, with the C1/PE/UE that go with it, is accepted"),
-    "mxcsr-flags-untracked": Known(
-        "hqemu", "test_x86_sse",
-        "MXCSR exception flags are not tracked in the default translation mode (mxcsr.py): bits 0-5 "
-        "are not compared there; test_x86_mxcsr compares them in the precise mode"),
 }
 
 SEEN: dict[str, Counter] = {name: Counter() for name in KNOWN}
 UNICORN_DEVIATIONS = SEEN["unicorn-vs-host"]  # "mnemonic: field" -> cases the host CPU decided
 HOST_NOT_CORRECTLY_ROUNDED = SEEN["x87-host-rounding"]  # instruction -> cases accepted one ulp off
 
-MXCSR_FLAGS_UNTRACKED = 0x3F  # mxcsr-flags-untracked: the MXCSR bits the default mode leaves alone
 FXSAVE_MXCSR_MASK = (28, 4)  # fxsave-mxcsr-mask: (offset, size) of the word in an FXSAVE image
 
 
@@ -155,5 +150,5 @@ def report() -> dict[str, dict[str, int]]:
 
 
 __all__ = ["KNOWN", "KINDS", "Known", "SEEN", "UNICORN_DEVIATIONS", "HOST_NOT_CORRECTLY_ROUNDED",
-           "MXCSR_FLAGS_UNTRACKED", "FXSAVE_MXCSR_MASK", "note", "not_compared", "unicorn_cmpxchg32",
+           "FXSAVE_MXCSR_MASK", "note", "not_compared", "unicorn_cmpxchg32",
            "unicorn_bitscan_code", "sequence_part_ok", "report"]

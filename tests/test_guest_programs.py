@@ -35,6 +35,7 @@ SPECS: dict[str, Spec] = {
     "crash_segv": Spec(signal=signal.SIGSEGV),
     "crash_ud2": Spec(signal=signal.SIGILL),
     "crash_abort": Spec(signal=signal.SIGABRT),
+    "crash_fpe": Spec(signal=signal.SIGFPE),
 }
 
 
@@ -42,7 +43,7 @@ SPECS: dict[str, Spec] = {
 # itself) and its addressing; by default it runs the programs about the process, and the
 # compute-heavy rest only under `make test-slow`.
 PIE_BY_DEFAULT = {"hello", "args", "cat", "entropy", "files", "memory", "structs", "crash_segv", "crash_ud2",
-                  "crash_abort"}
+                  "crash_abort", "crash_fpe"}
 
 
 # Every tier configuration must give the native output (STYLE.md 12): the default (hybridm),

@@ -213,7 +213,7 @@ def test_written_first_stops_at_reads_exits_and_calls():
         b.exit("jump", 0x2008)
 
     def helper_first(b):
-        b.call("x86_fp_precise")
+        b.call("x86_fenv_fold")
         b.put("zf", Const(1, I64))
         b.exit("jump", 0x2008)
 

@@ -1,20 +1,22 @@
-"""SSE float instructions under a guest MXCSR (precise mode, hqemu/frontends/x86_64/mxcsr.py)
-against the host CPU: every rounding mode, DAZ and FTZ on and off, the exception flags clear or
+"""SSE float instructions under a guest MXCSR (hqemu/frontends/x86_64/fp.py, mxcsr.py) against
+the host CPU: every rounding mode, DAZ and FTZ on and off, the exception flags clear or
 all set, with edge inputs (denormals, NaNs, infinities, values that overflow, underflow, round
 exactly or not); the whole MXCSR is compared after each case, flags included.
 
 The oracle is test_x86_sse's: the host CPU runs the same instruction from the same state (and
 Unicorn, whose deviations from the host are counted, not failed: QEMU 5's softfloat raises no
 MXCSR flags). Unmasked exceptions cannot run in the test process (the host would trap), so a
-forked child runs them and its death by SIGFPE is the oracle. Also here: the switch into
-precise mode, the trace tier calling the host-instruction helpers without Python, and the
-stubs' machine code checked by capstone.
+forked child runs them and its death by SIGFPE is the oracle. Also here: what ldmxcsr and
+stmxcsr lift to, native code running the instructions inline under the MXCSR the dispatcher
+installs (flags folded, unmasked exceptions a guest SIGFPE), and the stubs' machine code
+checked by capstone.
 
     HQEMU_FUZZ=1 pytest tests/test_x86_mxcsr.py -s      # more cases; -s prints the counts
 """
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import os
 import random
@@ -30,15 +32,15 @@ import test_x86_sse as T
 
 from hqemu.frontends.x86_64 import hostsse
 from hqemu.frontends.x86_64.fp import CMP_NAMES
-from hqemu.frontends.x86_64.mxcsr import SWITCH_HELPER, enter_precise, precise_frontend
+from hqemu.frontends.x86_64.mxcsr import FOLD_HELPER, LOAD_HELPER
 
-pytestmark = pytest.mark.skipif(not T.HAVE_NATIVE, reason="precise mode runs SSE on an x86-64 host")
+pytestmark = pytest.mark.skipif(not T.HAVE_NATIVE, reason="SSE runs on an x86-64 host")
 
 CASES = 256 if T.FUZZ else 32  # per encoding: all 32 (RC, DAZ/FTZ, flags) settings once
 UNMASKED_CASES = 400 if T.FUZZ else 48
 FAMILY = re.compile(r"^(?:(?P<arith>add|sub|mul|div|min|max)(?:ps|pd|ss|sd)|(?P<sqrt>sqrt)(?:ps|pd|ss|sd)"
                     r"|(?P<rcp>rcp|rsqrt)(?:ps|ss)|(?P<cmp>cmp\w+)|(?P<comis>u?comis[sd])|(?P<cvt>cvt\w+))$")
-PRECISE_ENCODINGS = [e for e in T.ENCODINGS if FAMILY.match(e.mnemonic)]
+MXCSR_ENCODINGS = [e for e in T.ENCODINGS if FAMILY.match(e.mnemonic)]
 CASE_COUNT: Counter = Counter()  # family -> cases run
 
 
@@ -92,14 +94,14 @@ def _ids(e: T.Enc) -> str:
     return T._ids(e)
 
 
-@pytest.mark.parametrize("enc", PRECISE_ENCODINGS, ids=_ids)
-def test_precise_vs_host(enc: T.Enc) -> None:
+@pytest.mark.parametrize("enc", MXCSR_ENCODINGS, ids=_ids)
+def test_mxcsr_vs_host(enc: T.Enc) -> None:
     rng = random.Random(f"{T.SEED}-mxcsr-{_ids(enc)}")
     variants = T.variants(enc, rng)
     for i in range(CASES):
         code = variants[i % len(variants)]
         s = state(rng, enc.kind, setting(i))
-        ex, got = T.run_hqemu(code, s, precise=True)
+        ex, got = T.run_hqemu(code, s)
         assert ex == ("jump", T.CODE + len(code)), f"{enc.mnemonic} mxcsr={s.mxcsr:#x}: exit {ex}"
         T.check(code, s, got, f"mxcsr={s.mxcsr:#x}", differ=diff_all)
         CASE_COUNT[family(enc.mnemonic)] += 1
@@ -135,11 +137,11 @@ def test_unmasked_exceptions_are_sigfpe() -> None:
     rng = random.Random(f"{T.SEED}-unmasked")
     traps = Counter()
     for _ in range(UNMASKED_CASES):
-        enc = rng.choice(PRECISE_ENCODINGS)
+        enc = rng.choice(MXCSR_ENCODINGS)
         code = rng.choice(T.variants(enc, rng))
         unmask = rng.choice([1 << rng.randrange(6), rng.getrandbits(6), 0x3F])
         s = state(rng, enc.kind, setting(rng.randrange(32)) & ~0x3F & ~(unmask << 7))
-        ex, got = T.run_hqemu(code, s, precise=True)
+        ex, got = T.run_hqemu(code, s)
         trapped = host_traps(code, s)
         insn = T.decode(code)
         what = f"{insn.mnemonic} {insn.op_str} [{code.hex()}] mxcsr={s.mxcsr:#x}" + T.describe_input(code, s)
@@ -164,44 +166,33 @@ def test_unmasked_underflow_traps_on_exact_tiny_results() -> None:
     s.xmm[1] = struct.unpack("<Q", struct.pack("<d", 2.0 ** -1000))[0]
     s.xmm[2] = struct.unpack("<Q", struct.pack("<d", 2.0 ** -30))[0]
     assert host_traps(code, s)
-    assert T.run_hqemu(code, s, precise=True)[0] == ("sigfpe", T.CODE)
+    assert T.run_hqemu(code, s)[0] == ("sigfpe", T.CODE)
     s.mxcsr = 0x1F80
-    ex, got = T.run_hqemu(code, s, precise=True)
+    ex, got = T.run_hqemu(code, s)
     T.check(code, s, got, differ=diff_all)
     assert got.mxcsr == 0x1F80  # exact: no flag at all
 
 
-# --- the mode switch -------------------------------------------------------------------------------
+# --- ldmxcsr and stmxcsr ---------------------------------------------------------------------------
 
-def test_ldmxcsr_switches_to_precise_and_ends_the_block() -> None:
+def test_ldmxcsr_loads_the_host_mxcsr_and_stmxcsr_folds_first() -> None:
+    """Native code keeps the flags in the host's MXCSR: stmxcsr folds them into mxcsr before it
+    reads it, ldmxcsr loads the host's from the value it wrote; neither ends the block."""
     from x86oracle import FakeMemory
 
     from hqemu.frontends import get, translate_block
 
     fe = get("x86_64")
-    code = bytes.fromhex("0fae16" "f20f58c1" "f4")  # ldmxcsr [rsi]; addsd xmm0, xmm1; hlt
+    code = bytes.fromhex("0fae16" "f20f58c1" "0fae1e" "f4")  # ldmxcsr [rsi]; addsd; stmxcsr [rsi]; hlt
     mem = FakeMemory({T.CODE: bytearray(code + bytes(64))})
     unit = translate_block(fe, mem, T.CODE, 8)
-    ops = [op.name for op in unit.ops()]
-    calls = [op.consts[0] for op in unit.ops() if op.name == "call"]
-    assert calls == [SWITCH_HELPER] and ops[-1] == "exit"
-    assert unit.blocks[-1].ops[-1].consts == ("jump", T.CODE + 3)
-    env = SimpleNamespace(fe=fe, flushes=[], log=None)
-    env.invalidate_code = lambda a, n: env.flushes.append((a, n))
-    enter_precise(env)
-    assert env.fe.fp_precise and env.fe is precise_frontend(fe) and len(env.flushes) == 1
-    enter_precise(env)  # once precise, always precise: no second flush
-    assert len(env.flushes) == 1
-    unit = translate_block(env.fe, mem, T.CODE, 8)  # precise: no switch, one host-op call
-    calls = [op.consts[0] for op in unit.ops() if op.name == "call"]
-    assert calls == [hostsse.helper_name("addsd")]
-    assert not getattr(fe, "fp_precise", False)  # the default frontend is untouched
-
-
-def test_stmxcsr_does_not_switch() -> None:
-    """libm reads MXCSR on every call (and writes it only under another rounding mode)."""
-    unit = T.lift(bytes.fromhex("0fae1e"))  # stmxcsr [rsi]
-    assert not any(op.name == "call" for op in unit.ops())
+    assert len(unit.blocks) == 1
+    ops = list(unit.ops())
+    calls = [(i, op.consts[0]) for i, op in enumerate(ops) if op.name == "call"]
+    assert [c for _, c in calls] == [LOAD_HELPER, hostsse.helper_name("addsd"), FOLD_HELPER]
+    put = next(i for i, op in enumerate(ops) if op.name == "put" and op.consts[0] == "mxcsr")
+    store = max(i for i, op in enumerate(ops) if op.name == "st")
+    assert put < calls[0][0] and calls[2][0] < store
 
 
 # --- the stubs and the trace tier ------------------------------------------------------------------
@@ -223,38 +214,68 @@ def test_stubs_disassemble_to_their_instruction() -> None:
         assert insns[-1].mnemonic == "ret"
 
 
-def test_trace_tier_calls_the_stubs_directly(monkeypatch) -> None:
-    """LLVM-compiled code binds x86_sse_* to the stubs (no Python in between) and gets the same
-    state as the interpreter."""
-    pytest.importorskip("llvmlite")
-    from hqemu.ir import IMPLS
-    from hqemu.ir.interp import run_block
+def _native_dispatcher(cpu):
+    from hqemu.frontends.x86_64.cpu import LAYOUT
+    from hqemu.native.dispatch import Dispatcher
+
+    return Dispatcher(state_addr=ctypes.addressof(cpu), membase=0, mem_size=1 << 47,
+                      fenv_offset=LAYOUT["mxcsr"].offset)
+
+
+def _compiled(unit, name: str) -> int:
+    """The unit through its text form, as a worker gets it, compiled and loaded."""
     from hqemu.ir.text import format_unit, parse_unit
     from hqemu.native.loader import native
     from workers.compile import compile_unit_text
     from workers.lower import lower_unit
 
+    text = lower_unit(parse_unit(format_unit(unit)), name)
+    assert "asm sideeffect" in text and "hqemu_helper_x86_sse" not in text  # inline, no call
+    co = compile_unit_text(text, "O2")
+    return native().load(co.obj, co.entry)
+
+
+def test_native_code_runs_the_instructions_inline() -> None:
+    """LLVM-compiled code runs the SSE instruction itself under the MXCSR the dispatcher
+    installs and folds its flags on the way out: the same state as the stubs' interpreter run,
+    for every rounding mode, DAZ/FTZ and flag setting."""
+    pytest.importorskip("llvmlite")
+    from hqemu.ir.interp import run_block
+
     rng = random.Random(11)
     for n, code in enumerate([bytes.fromhex(c) for c in ("f20f5ec1", "0f51ca", "660f2fc1", "f2480f2dc1",
-                                                         "0fc2c101", "0f53c1")]):
-        unit = T.lift(code, precise=True)
-        s = state(rng, "d" if code[0] in (0xF2, 0x66) else "s", setting(rng.randrange(32)))
-        want_cpu = T._cpu_from(s)
-        env = SimpleNamespace(cpu=want_cpu, state=memoryview(want_cpu).cast("B").cast("Q"), mem=None)
-        assert run_block(unit, env) == ("jump", T.CODE + len(code))
-        # through the text form, as a worker gets it
-        co = compile_unit_text(lower_unit(parse_unit(format_unit(unit)), f"mxcsr_direct_{n}"), "O2")
-        name = next(op.consts[0] for op in unit.ops() if op.name == "call")
-        monkeypatch.setitem(IMPLS, name, lambda *a: pytest.fail("the trace called the helper through Python"))
-        got_cpu = T._cpu_from(s)
-        nc = native()
-        mem = SimpleNamespace(base=0)
-        assert nc.run(nc.load(co.obj, co.entry), SimpleNamespace(cpu=got_cpu, mem=mem)) == \
-            ("jump", T.CODE + len(code))
-        assert bytes(got_cpu) == bytes(want_cpu), code.hex()
+                                                         "0fc2c101", "0f53c1", "f20f2ac0", "0f58c1")]):
+        unit = T.lift(code)
+        addr = _compiled(unit, f"mxcsr_inline_{n}")
+        for _ in range(8):
+            s = state(rng, "d" if code[0] in (0xF2, 0x66) else "s", setting(rng.randrange(32)))
+            want_cpu = T._cpu_from(s)
+            env = SimpleNamespace(cpu=want_cpu, state=memoryview(want_cpu).cast("B").cast("Q"), mem=None)
+            assert run_block(unit, env) == ("jump", T.CODE + len(code))
+            got_cpu = T._cpu_from(s)
+            d = _native_dispatcher(got_cpu)
+            d.install(T.CODE, addr)
+            assert d.run(T.CODE)[:2] == ("jump", T.CODE + len(code))
+            assert bytes(got_cpu) == bytes(want_cpu), (code.hex(), hex(s.mxcsr))
+
+
+def test_native_code_traps_an_unmasked_exception() -> None:
+    """An exception the guest unmasked traps on the host inside native code: the guest's SIGFPE
+    at that instruction, and Python goes on under its own MXCSR."""
+    pytest.importorskip("llvmlite")
+    code = bytes.fromhex("f20f5ec1")  # divsd xmm0, xmm1
+    addr = _compiled(T.lift(code), "mxcsr_trap")
+    s = state(random.Random(3), "d", 0x1F80 & ~0x200)  # ZM clear: division by zero traps
+    s.xmm[0], s.xmm[1] = struct.unpack("<Q", struct.pack("<d", 1.0))[0], 0
+    cpu = T._cpu_from(s)
+    d = _native_dispatcher(cpu)
+    d.install(T.CODE, addr)
+    assert d.run(T.CODE)[:2] == ("sigfpe", T.CODE)
+    assert host_traps(code, s)
+    assert 1.0 / 3.0 == 0.3333333333333333  # Python's own rounding is untouched
 
 
 def test_report_case_counts() -> None:
     """Not a check: prints how many cases each family ran (pytest -s shows it)."""
-    print("\nprecise-mode cases per family:", dict(sorted(CASE_COUNT.items())))
+    print("\nMXCSR cases per family:", dict(sorted(CASE_COUNT.items())))
     print("Unicorn deviations from the host CPU:", dict(sorted(T.UNICORN_DEVIATIONS.items())))

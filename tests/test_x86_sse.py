@@ -6,11 +6,10 @@ capstone, lifted by the registered lifters and run with hqemu.ir.interp; inputs 
 random values mixed with edge values (zeros of both signs, denormals, infinities, NaNs with
 both signs and payloads, extreme integers). CASES inputs per encoding; HQEMU_FUZZ=1 raises it.
 
+MXCSR is compared whole, exception flags included; tests/test_x86_mxcsr.py adds every rounding
+mode, DAZ/FTZ and unmasked exceptions.
+
 Known, documented differences (tests/known_differences.py, compared around):
-  - mxcsr-flags-untracked: MXCSR exception flags (bits 0-5) are not tracked in the default
-    translation mode, before the guest first writes MXCSR (hqemu/frontends/x86_64/mxcsr.py);
-    tests/test_x86_mxcsr.py compares them, with every rounding mode and DAZ/FTZ, in the
-    precise mode.
   - unicorn-vs-host: where Unicorn differs from the host CPU (rcpps/rsqrtps approximations,
     NaN payloads) the host CPU is the oracle and the deviation is counted in
     UNICORN_DEVIATIONS.
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
-from known_differences import MXCSR_FLAGS_UNTRACKED, UNICORN_DEVIATIONS, note
+from known_differences import UNICORN_DEVIATIONS
 
 from hqemu.errors import GuestFault
 from hqemu.frontends.x86_64 import fp as _fp  # noqa: F401  (these imports register the lifters)
@@ -94,24 +93,23 @@ class FlatMem:
 _units: dict[tuple[bytes, bool], object] = {}
 
 
-def lift(code: bytes, pc: int = CODE, precise: bool = False):
-    """The IR unit of the one instruction at the start of code (cached by its bytes), lifted in
-    the default or the precise MXCSR mode (hqemu/frontends/x86_64/mxcsr.py)."""
+def lift(code: bytes, pc: int = CODE):
+    """The IR unit of the one instruction at the start of code (cached by its bytes)."""
     from hqemu.ir.verify import verify
 
-    if (code, precise) in _units:
-        return _units[code, precise]
+    if code in _units:
+        return _units[code]
     insn = next(_md.disasm(code, pc, count=1))
     unit = Unit("x86_64", LAYOUT)
     b = Builder(unit, unit.new_block(pc))
     b.insn(pc, insn.size)
     fn = LIFTERS.get(insn.mnemonic)
     assert fn is not None, f"no lifter for {insn.mnemonic}"
-    fn(Ctx(b, insn, pc, pc + insn.size, fp_precise=precise))
+    fn(Ctx(b, insn, pc, pc + insn.size))
     if not (unit.blocks[0].ops[-1].d.flags & F.TERM):
         b.exit("jump", pc + insn.size)
     verify(unit)
-    _units[code, precise] = unit
+    _units[code] = unit
     return unit
 
 
@@ -158,16 +156,16 @@ def _state_of(cpu: X86State, mem: bytes) -> State:
         fpu_top=cpu.fpu_top, fpu_cw=cpu.fpu_cw, fpu_sw=cpu.fpu_sw, fpu_tag=cpu.fpu_tag)
 
 
-def run_hqemu(code: bytes, s: State, precise: bool = False) -> tuple[tuple[str, int], State]:
+def run_hqemu(code: bytes, s: State) -> tuple[tuple[str, int], State]:
     """Run the instruction with the reference interpreter and, when the quick tier is there, also
     compiled by it: both must agree exactly (the interpreter's result is returned)."""
     from hqemu.ir.interp import run_block
 
     cpu = _cpu_from(s)
     env = SimpleNamespace(cpu=cpu, state=memoryview(cpu).cast("B").cast("Q"), mem=FlatMem(s.mem))
-    ex = run_block(lift(code, precise=precise), env)
+    ex = run_block(lift(code), env)
     out = _state_of(cpu, bytes(env.mem.buf))
-    quick = run_quick(code, s, precise)
+    quick = run_quick(code, s)
     if quick is not None:
         qex, qout = quick
         assert (qex, qout) == (ex, out), f"{code.hex()}: the quick tier disagrees with the interpreter: " \
@@ -176,11 +174,11 @@ def run_hqemu(code: bytes, s: State, precise: bool = False) -> tuple[tuple[str, 
     return ex, out
 
 
-_quick: dict[tuple[bytes, bool], tuple] = {}
+_quick: dict[bytes, tuple] = {}
 QUICK = os.environ.get("HQEMU_NO_QUICK") != "1"
 
 
-def run_quick(code: bytes, s: State, precise: bool = False) -> tuple[tuple[str, int], State] | None:
+def run_quick(code: bytes, s: State) -> tuple[tuple[str, int], State] | None:
     """The same instruction compiled by the quick tier (compiled once per encoding over one
     reusable fake env whose state and memory are refilled per case); None if unavailable."""
     if not QUICK:
@@ -193,10 +191,10 @@ def run_quick(code: bytes, s: State, precise: bool = False) -> tuple[tuple[str, 
         from hqemu.quick.codegen import SIGNALS
     except ImportError:
         return None
-    if (code, precise) not in _quick:
+    if code not in _quick:
         env = FakeEnv.window(DATA, DATA_SIZE, s.mem, [0] * (ctypes.sizeof(X86State) // 8))
-        _quick[code, precise] = (env, compile_unit(lift(code, precise=precise), env, loop_iters=0))
-    env, blk = _quick[code, precise]
+        _quick[code] = (env, compile_unit(lift(code), env, loop_iters=0))
+    env, blk = _quick[code]
     env.cpu_words = memoryview(_cpu_from(s)).cast("B").cast("Q")
     env.state[:] = env.cpu_words
     env.mem.buf[DATA:DATA + DATA_SIZE] = s.mem
@@ -622,8 +620,7 @@ def diff(got: State, want: State, fields: tuple[str, ...] = ALL_FIELDS) -> list[
     if "flags" in fields:
         out += [f"{f} = {got.flags[f]}, expected {want.flags[f]}" for f in FLAG_BITS
                 if got.flags[f] != want.flags[f]]
-    keep = ~MXCSR_FLAGS_UNTRACKED
-    if "mxcsr" in fields and got.mxcsr & keep != want.mxcsr & keep:
+    if "mxcsr" in fields and got.mxcsr != want.mxcsr:
         out.append(f"mxcsr = {got.mxcsr:#x}, expected {want.mxcsr:#x}")
     if "mem" in fields and got.mem != want.mem:
         first = next(i for i in range(len(got.mem)) if got.mem[i] != want.mem[i])
@@ -671,20 +668,12 @@ def check(code: bytes, s: State, got: State, what: str = "", fields=ALL_FIELDS, 
     nat = native()
     if nat is None:
         assert not bad_u, f"{ctx}: vs Unicorn: " + "; ".join(bad_u) + inputs
-        _note_untracked(insn.mnemonic, got, want_u, fields, differ)
         return
     want_n = nat.run(code, s)
     bad_n = differ(got, want_n, fields)
     assert not bad_n, f"{ctx}: vs the host CPU: " + "; ".join(bad_n) + inputs
-    _note_untracked(insn.mnemonic, got, want_n, fields, differ)
     for what in {line.split(" ")[0].rstrip("0123456789") for line in bad_u}:
         UNICORN_DEVIATIONS[f"{insn.mnemonic}: {what}"] += 1
-
-
-def _note_untracked(mnemonic: str, got: State, want: State, fields, differ) -> None:
-    """Count a case that passed only because diff leaves out the untracked MXCSR flags."""
-    if differ is diff and "mxcsr" in fields and got.mxcsr != want.mxcsr:
-        note("mxcsr-flags-untracked", mnemonic)
 
 
 def compare(code: bytes, s: State, got: State, what: str = "") -> None:

@@ -51,7 +51,23 @@ import re
 import struct
 from collections.abc import Callable, Collection
 
-from hqemu.ir import EXIT_KINDS, F32, F64, HELPERS, I64, I128, OPS, Const, F, Op, Temp, Ty, Unit, Value
+from hqemu.ir import (
+    EXIT_KINDS,
+    F32,
+    F64,
+    HELPERS,
+    I64,
+    I128,
+    OPS,
+    Const,
+    F,
+    HostInsn,
+    Op,
+    Temp,
+    Ty,
+    Unit,
+    Value,
+)
 
 from .abi import (
     ABORT,
@@ -153,13 +169,16 @@ class _Fn:
         self.has_calls = any(op.name == "call" for op in unit.ops())
         self.entry_extra: list[str] = []  # allocas for call results
         self.fault_pcs = True  # write INSN_PC before the memory accesses of each instruction
-        self.mem_insns: set[int] = set()  # id() of the insn markers whose instruction has ld/st
+        # id() of the insn markers whose instruction may fault: it has ld/st, or a host
+        # instruction, which traps when the guest unmasked an FP exception
+        self.mem_insns: set[int] = set()
         for b in unit.blocks:
             marker = None
             for op in b.ops:
                 if op.name == "insn":
                     marker = op
-                elif op.name in ("ld", "st") and marker is not None:
+                elif marker is not None and (op.name in ("ld", "st") or op.name == "call" and (
+                        _host_insn(unit, op.consts[0]) is not None)):
                     self.mem_insns.add(id(marker))
         self.info_slots: set[str] = set()  # exit info slots the function addresses (%x.<slot>)
         self.chain = True  # jump exits tail-call the unit installed at their target (chain_to)
@@ -666,9 +685,66 @@ def _abi(t: Ty) -> str:
     return llty(t) if t.is_float else "i64"
 
 
+def _asm_string(text: str) -> str:
+    """text as an LLVM string literal's contents ('"', '\\' and control characters escaped)."""
+    return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else f"\\{ord(c):02X}" for c in text)
+
+
+# the flags an inline host instruction may change besides its outputs (LLVM's x86 spelling)
+_ASM_CLOBBERS = "~{dirflag},~{fpsr},~{flags}"
+
+
+def _host_insn(unit: Unit, name: str) -> HostInsn | None:
+    """The inline form of helper name: registered in this process, or named by the unit's text."""
+    sig = HELPERS.get(name)
+    return sig.host_insn if sig is not None else unit.host_insns.get(name)
+
+
+def lower_host_insn(fn: _Fn, op: Op, h: HostInsn) -> None:
+    """A host-instruction helper inline (hqemu.ir.HostInsn): `sideeffect`, so LLVM neither
+    drops nor merges nor moves it (the flags it raises are an effect), and its env output is
+    its env input: the flags stay in the host's status register (docs/ir.md)."""
+    a, b, env = op.ins
+    r, env2 = op.outs
+    asm = _asm_string(h.asm)
+    gi = f"i{h.bits}"
+    if h.form == "flags":
+        va = fn.tmp(f"bitcast {fn.typed(a)} to <2 x i64>")
+        vb = fn.tmp(f"bitcast {fn.typed(b)} to <2 x i64>")
+        res = fn.tmp(f'call {{i8, i8, i8}} asm sideeffect "{asm}", "=r,=r,=r,x,x,{_ASM_CLOBBERS}"'
+                     f"(<2 x i64> {va}, <2 x i64> {vb})")
+        bits = []
+        for i, shift in enumerate((0, 2, 6)):  # CF, PF, ZF at their rflags positions
+            x = fn.tmp(f"extractvalue {{i8, i8, i8}} {res}, {i}")
+            w = fn.tmp(f"zext i8 {x} to i128")
+            bits.append(fn.tmp(f"shl i128 {w}, {shift}") if shift else w)
+        fn.inst(r, f"or i128 {fn.tmp(f'or i128 {bits[0]}, {bits[1]}')}, {bits[2]}")
+    elif h.form == "gpr":
+        vb = fn.tmp(f"bitcast {fn.typed(b)} to <2 x i64>")
+        x = fn.tmp(f'call {gi} asm sideeffect "{asm}", "=r,x,{_ASM_CLOBBERS}"(<2 x i64> {vb})')
+        fn.inst(r, f"zext {gi} {x} to i128")
+    elif h.form in ("vec", "int"):
+        va = fn.tmp(f"bitcast {fn.typed(a)} to <2 x i64>")
+        if h.form == "vec":
+            src, cons = f"<2 x i64> {fn.tmp(f'bitcast {fn.typed(b)} to <2 x i64>')}", "x"
+        else:
+            src, cons = f"{gi} {fn.tmp(f'trunc {fn.typed(b)} to {gi}')}", "r"
+        v = fn.tmp(f'call <2 x i64> asm sideeffect "{asm}", "=x,0,{cons},{_ASM_CLOBBERS}"'
+                   f"(<2 x i64> {va}, {src})")
+        fn.inst(r, f"bitcast <2 x i64> {v} to i128")
+    else:
+        raise LowerError(f"host instruction of {op.consts[0]}: unknown form {h.form!r}")
+    # the high half (the exceptions the guest unmasked that were raised) is zero: they trap
+    fn.inst(env2, f"and {fn.typed(env)}, 4294967295")
+
+
 def lower_call(fn: _Fn, op: Op) -> None:
     name = op.consts[0]
     sig = HELPERS.get(name)
+    h = _host_insn(fn.unit, name)
+    if h is not None:
+        lower_host_insn(fn, op, h)
+        return
     # a helper unknown in this process (a worker imports no frontend) may touch anything
     reads = sig is None or sig.reads_state or sig.writes_state
     writes = sig is None or sig.writes_state

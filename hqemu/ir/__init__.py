@@ -26,11 +26,11 @@ from .core import (
                    Unit,
                    Value,
 )
-from .helpers import HELPERS, IMPLS, NATIVE, Helper, register
+from .helpers import HELPERS, IMPLS, NATIVE, Helper, HostInsn, register
 from .ops import CONDS, EXIT_KINDS, FCONDS, OPS, F, OpDef
 
 __all__ = [
     "Builder", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "I128", "INT_BY_BITS", "TYPES",
     "Block", "Const", "Global", "Op", "StateLayout", "Temp", "Ty", "Unit", "Value", "HELPERS",
-    "IMPLS", "NATIVE", "Helper", "register", "CONDS", "EXIT_KINDS", "FCONDS", "OPS", "F", "OpDef",
+    "IMPLS", "NATIVE", "Helper", "HostInsn", "register", "CONDS", "EXIT_KINDS", "FCONDS", "OPS", "F", "OpDef",
 ]

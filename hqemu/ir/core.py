@@ -12,9 +12,12 @@ Temps are numbered per unit and assigned exactly once (SSA within the unit).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from .ops import OPS
+
+if TYPE_CHECKING:
+    from .helpers import HostInsn
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ class Unit:
         # exit target pc -> globals the guest code there writes before it reads them: a `jump`
         # exit to that pc need not store their values (docs/ir.md, "Dead at a target")
         self.dead_at: dict[int, frozenset[str]] = {}
+        # helper name -> its inline host instruction: filled by parse_unit from `hostinsn`
+        # lines (a worker knows no frontend's helpers); format_unit writes them from HELPERS
+        self.host_insns: dict[str, HostInsn] = {}
 
     def temp(self, ty: Ty) -> Temp:
         t = Temp(self.next_temp, ty)

@@ -20,6 +20,28 @@ from .core import Ty
 
 
 @dataclass(frozen=True)
+class HostInsn:
+    """A helper whose whole effect is one host instruction (docs/ir.md, "Host instructions"):
+    native code runs `asm` inline instead of calling the helper. The helper's signature is
+    (a: i128, b: i128, env: i64) -> (r: i128, env2: i64); inline, env2 is env, because the
+    exception flags the instruction raises stay in the host's FP status register, which the
+    runtime folds into the guest's at every return to Python (and a helper that reads them
+    asks for that fold first). form says where the operands are (LLVM inline-asm syntax, AT&T):
+        vec    r = asm(a, b): $0 is r (tied to a), $2 is b; 128-bit vector registers
+        int    r = asm(a, low 64 bits of b): $2 is a general register (its width: `bits`)
+        gpr    r = zero-extended asm(b): $0 is a general register of `bits`, $1 a vector register
+        flags  r = the host flags an ordered compare of a with b sets: CF at bit 0, PF bit 2,
+               ZF bit 6 (the rflags positions); asm compares $4 (b) with $3 (a) and sets the
+               three bytes $0 $1 $2 with setb, setp, sete
+    """
+    asm: str
+    form: str  # vec, int, gpr, flags
+    bits: int = 64  # the width of the general register of the int and gpr forms
+
+    FORMS = ("vec", "int", "gpr", "flags")
+
+
+@dataclass(frozen=True)
 class Helper:
     name: str
     args: tuple[Ty, ...]  # input types
@@ -29,6 +51,7 @@ class Helper:
     reads_mem: bool = False
     writes_mem: bool = False
     doc: str = ""
+    host_insn: HostInsn | None = None  # its inline form in native code, if it has one
 
     @property
     def pure(self) -> bool:

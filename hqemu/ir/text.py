@@ -21,6 +21,10 @@ Shape (an op's constant attributes come first, then its value inputs):
       exit_if jump, 0x401010, %2
       exit jump, 0x401003
 
+A unit calling helpers that native code runs as one host instruction names them after its
+globals, with the instruction (`hostinsn x86_sse_addsd vec 64 addsd $2, $0`: docs/ir.md, "Host
+instructions"), so that a worker, which imports no frontend, can emit it inline.
+
 A trace may say, after its globals, which globals the code at an exit's target writes before
 reading them (`deadat 0x401200 cf pf`: docs/ir.md, "Dead at a target").
 
@@ -37,6 +41,7 @@ import struct
 
 from .core import TYPES, Block, Const, Global, Op, StateLayout, Temp, Ty, Unit, Value
 from .errors import IRError
+from .helpers import HELPERS, HostInsn
 from .ops import OPS
 
 _PACK_D, _UNPACK_D = struct.Struct("<d").pack, struct.Struct("<d").unpack
@@ -90,9 +95,25 @@ def format_op(op: Op) -> str:
     return text
 
 
+def host_insns(unit: Unit) -> dict[str, HostInsn]:
+    """The inline host instructions of the helpers the unit calls: the registered helpers'
+    (hqemu.ir.helpers.HELPERS) and those its own text named."""
+    out: dict[str, HostInsn] = {}
+    for op in unit.ops():
+        if op.name == "call":
+            name = op.consts[0]
+            sig = HELPERS.get(name)
+            h = sig.host_insn if sig is not None else unit.host_insns.get(name)
+            if h is not None:
+                out[name] = h
+    return out
+
+
 def format_unit(unit: Unit) -> str:
     lines = [f"unit {unit.isa}"]
     lines += [f"global {g.name} {g.ty.name} {g.offset}" for g in unit.globals.values()]
+    lines += [f"hostinsn {name} {h.form} {h.bits} {h.asm.encode('unicode_escape').decode()}"
+              for name, h in sorted(host_insns(unit).items())]
     lines += [f"deadat 0x{pc:x} {' '.join(sorted(names))}" for pc, names in sorted(unit.dead_at.items())
               if names]
     for b in unit.blocks:
@@ -239,6 +260,11 @@ def parse_unit(text: str, layout: StateLayout | None = None) -> Unit:
                 if layout is not None and (name not in layout or layout[name] != g):
                     raise ValueError(f"global {name} does not match the layout")
                 unit.globals[name] = g
+            elif word == "hostinsn" and not unit.blocks:
+                name, form, bits, asm = rest.split(" ", 3)
+                if form not in HostInsn.FORMS:
+                    raise ValueError(f"hostinsn form {form!r} is not one of {', '.join(HostInsn.FORMS)}")
+                unit.host_insns[name] = HostInsn(asm.encode().decode("unicode_escape"), form, int(bits, 0))
             elif word == "deadat" and not unit.blocks:
                 pc, *names = rest.split()
                 if not names:

@@ -115,7 +115,8 @@ def config_key(env: Any) -> str:
 
 def translation_mode(env: Any) -> str:
     """The translation mode of env's frontend now, part of every entry's key: a frontend that
-    switches modes during a run (x86_64/mxcsr.py replaces env.fe) names it translation_key."""
+    switches modes during a run (by replacing env.fe) names it translation_key; the frontends
+    of today have one mode, so it is empty."""
     return str(getattr(env.fe, "translation_key", ""))
 
 

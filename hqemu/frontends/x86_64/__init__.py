@@ -27,6 +27,7 @@ class X86_64Frontend:
     syscall_ret = "rax"
     max_insn_len = 15
     platform = "x86_64"
+    host_fp_env = "mxcsr"  # the register native code runs under as the host's MXCSR (mxcsr.py)
 
     def __init__(self) -> None:
         self.hwcap = hwcap()  # every lifting module is imported by now (lift.py)

@@ -37,7 +37,9 @@ import threading
 from dataclasses import dataclass
 
 from hqemu.errors import HqemuError
-from hqemu.ir import I64, I128, NATIVE, Helper, register
+from hqemu.ir import I64, I128, NATIVE, Helper, HostInsn, register
+
+from .cpu import LAYOUT
 
 M64 = (1 << 64) - 1
 
@@ -47,6 +49,18 @@ class HostOp:
     name: str  # helper suffix: x86_sse_<name>
     code: bytes  # the host instruction, on xmm0 (reg) / xmm1 (r/m), rax for integers
     result: str = "xmm"  # where the result is: xmm (xmm0), gpr (rax), flags (rflags)
+    inline: HostInsn | None = None  # the same instruction as LLVM inline asm, for native code
+
+
+def _inline(mnemonic: str, form: str = "vec", bits: int = 64, imm: int | None = None) -> HostInsn:
+    """The AT&T inline-asm text of one instruction in a HostInsn form (hqemu.ir.HostInsn)."""
+    if form == "flags":
+        return HostInsn(f"{mnemonic} $4, $3\nsetb $0\nsetp $1\nsete $2", form)
+    if form == "gpr":
+        return HostInsn(f"{mnemonic} $1, $0", form, bits)
+    if form == "int":  # the source's width is in the mnemonic (l or q), as AT&T spells it
+        return HostInsn(f"{mnemonic}{'q' if bits == 64 else 'l'} $2, $0", form, bits)
+    return HostInsn((f"{mnemonic} $${imm}, $2, $0" if imm is not None else f"{mnemonic} $2, $0"), form)
 
 
 def _modrm(prefix: str, op: str, modrm: int = 0xC1, rex: int = 0, imm: int | None = None) -> bytes:
@@ -63,26 +77,29 @@ def _table() -> list[HostOp]:
     for m, op in (("add", "0f58"), ("mul", "0f59"), ("sub", "0f5c"), ("min", "0f5d"), ("div", "0f5e"),
                   ("max", "0f5f"), ("sqrt", "0f51")):
         for sfx, p in SFX_PREFIX.items():
-            ops.append(HostOp(m + sfx, _modrm(p, op)))
+            ops.append(HostOp(m + sfx, _modrm(p, op), inline=_inline(m + sfx)))
     for m, op in (("rcp", "0f53"), ("rsqrt", "0f52")):
         for sfx in ("ps", "ss"):
-            ops.append(HostOp(m + sfx, _modrm(SFX_PREFIX[sfx], op)))
+            ops.append(HostOp(m + sfx, _modrm(SFX_PREFIX[sfx], op), inline=_inline(m + sfx)))
     for pred in range(8):  # cmpps/pd/ss/sd with predicate pred: helper cmp<pred><sfx>
         for sfx, p in SFX_PREFIX.items():
-            ops.append(HostOp(f"cmp{pred}{sfx}", _modrm(p, "0fc2", imm=pred)))
+            ops.append(HostOp(f"cmp{pred}{sfx}", _modrm(p, "0fc2", imm=pred),
+                              inline=_inline("cmp" + sfx, imm=pred)))
     for m, p, op in (("comiss", "", "0f2f"), ("ucomiss", "", "0f2e"), ("comisd", "66", "0f2f"),
                      ("ucomisd", "66", "0f2e")):
-        ops.append(HostOp(m, _modrm(p, op), "flags"))
+        ops.append(HostOp(m, _modrm(p, op), "flags", _inline(m, "flags")))
     for bits, rex in ((32, 0), (64, 0x48)):
         for sfx in ("ss", "sd"):  # cvtsi2ss xmm0, eax/rax
-            ops.append(HostOp(f"cvtsi2{sfx}{bits}", _modrm(SFX_PREFIX[sfx], "0f2a", 0xC0, rex)))
+            ops.append(HostOp(f"cvtsi2{sfx}{bits}", _modrm(SFX_PREFIX[sfx], "0f2a", 0xC0, rex),
+                              inline=_inline(f"cvtsi2{sfx}", "int", bits)))
             for t, op in (("", "0f2d"), ("t", "0f2c")):  # cvt(t)ss2si eax/rax, xmm1
-                ops.append(HostOp(f"cvt{t}{sfx}2si{bits}", _modrm(SFX_PREFIX[sfx], op, 0xC1, rex), "gpr"))
+                ops.append(HostOp(f"cvt{t}{sfx}2si{bits}", _modrm(SFX_PREFIX[sfx], op, 0xC1, rex), "gpr",
+                                  _inline(f"cvt{t}{sfx}2si", "gpr", bits)))
     for m, p, op in (("cvtsd2ss", "f2", "0f5a"), ("cvtss2sd", "f3", "0f5a"), ("cvtps2pd", "", "0f5a"),
                      ("cvtpd2ps", "66", "0f5a"), ("cvtdq2ps", "", "0f5b"), ("cvtps2dq", "66", "0f5b"),
                      ("cvttps2dq", "f3", "0f5b"), ("cvtpd2dq", "f2", "0fe6"), ("cvttpd2dq", "66", "0fe6"),
                      ("cvtdq2pd", "f3", "0fe6")):
-        ops.append(HostOp(m, _modrm(p, op)))
+        ops.append(HostOp(m, _modrm(p, op), inline=_inline(m)))
     return ops
 
 
@@ -142,6 +159,27 @@ def stub(op: HostOp) -> bytes:
     return _SETUP + op.code + flags + _RESTORE + _STORE[op.result] + _FLAGS_OUT
 
 
+def fenv_stubs() -> dict[str, bytes]:
+    """mxcsr.py's helpers (the units' helper ABI: rdi = the CPU state): x86_fenv_fold ORs the
+    host's MXCSR flags into the guest's mxcsr and clears them; x86_fenv_load loads the host's
+    MXCSR from the guest's with the flags cleared."""
+    off = LAYOUT["mxcsr"].offset.to_bytes(4, "little")
+    fold = bytes.fromhex(
+        "0fae5c24f8"  # stmxcsr [rsp-8]
+        "8b4424f8"  # mov eax, [rsp-8]
+        "83e03f"  # and eax, 0x3f                 the flags raised since the last fold
+    ) + b"\x09\x87" + off + bytes.fromhex(  # or [rdi+mxcsr], eax
+        "836424f8c0"  # and dword [rsp-8], ~0x3f
+        "0fae5424f8"  # ldmxcsr [rsp-8]
+        "c3")  # ret
+    load = b"\x8b\x87" + off + bytes.fromhex(  # mov eax, [rdi+mxcsr]
+        "25c0ff0000"  # and eax, 0xffc0               control bits and masks, no flags
+        "894424f8"  # mov [rsp-8], eax
+        "0fae5424f8"  # ldmxcsr [rsp-8]
+        "c3")  # ret
+    return {"x86_fenv_fold": fold, "x86_fenv_load": load}
+
+
 def py_entry(buf: int, call_rel: int) -> bytes:
     """A no-argument entry for Python: a ctypes call with nine arguments costs about three
     times one without, so Python writes a_lo a_hi b_lo b_hi mxcsr to the 8-word buffer at buf
@@ -179,7 +217,9 @@ class _Code:
         def rounded(n: int) -> int:
             return -(-n // self.ALIGN) * self.ALIGN
 
+        raw = fenv_stubs()  # no Python entry: Python never calls them
         size = sum(rounded(len(b)) + rounded(entry_len) for b in blobs.values())
+        size += sum(rounded(len(b)) for b in raw.values())
         size = -(-size // mmap.PAGESIZE) * mmap.PAGESIZE
         self.page = mmap.mmap(-1, size, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         base = ctypes.addressof(ctypes.c_char.from_buffer(self.page))
@@ -194,6 +234,10 @@ class _Code:
             self.page[off:off + len(entry)] = entry
             py_addr[name] = base + off
             off += rounded(entry_len)
+        for name, blob in raw.items():
+            self.page[off:off + len(blob)] = blob
+            self.addr[name] = base + off
+            off += rounded(len(blob))
         libc = ctypes.CDLL(None, use_errno=True)
         libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
         if libc.mprotect(base, size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
@@ -242,7 +286,8 @@ def _impl(name: str):
 
 for _name in OPS:
     register(Helper(helper_name(_name), (I128, I128, I64), (I128, I64),
-                    doc=f"{_name} on the host under the guest's MXCSR: (result, mxcsr | flags)"),
+                    doc=f"{_name} on the host under the guest's MXCSR: (result, mxcsr | flags)",
+                    host_insn=OPS[_name].inline),
              _impl(_name))
     NATIVE[helper_name(_name)] = (lambda n: lambda: code().addr[n])(_name)
 

@@ -62,9 +62,8 @@ def _refuse(b: Builder, pc: int, length: int, why: str, kind: str = "sigill") ->
     return length
 
 
-def lift_insn(b: Builder, code: bytes, pc: int, fp_precise: bool = False) -> int:
-    """Emit `insn pc len` and the instruction's IR; return its length in bytes (fp_precise:
-    the translation mode of mxcsr.py)."""
+def lift_insn(b: Builder, code: bytes, pc: int) -> int:
+    """Emit `insn pc len` and the instruction's IR; return its length in bytes."""
     insn = decode(code, pc)
     if insn is None:
         if len(code) < MAX_INSN_LEN:
@@ -80,7 +79,7 @@ def lift_insn(b: Builder, code: bytes, pc: int, fp_precise: bool = False) -> int
     mark = len(b.block.ops)
     b.insn(pc, length)
     try:
-        fn(Ctx(b, insn, pc, pc + length, name, fp_precise))
+        fn(Ctx(b, insn, pc, pc + length, name))
     except (NotImplementedError, KeyError):  # a form of the instruction we do not lift
         del b.block.ops[mark:]
         return _refuse(b, pc, length, f"{name} {insn.op_str}".strip())

@@ -1,85 +1,56 @@
-"""The SSE translation mode: fast IR float ops until the guest writes MXCSR, then precise.
+"""MXCSR in native code: the flags SSE instructions raise there, and the guest's writes.
 
-Default mode (every run starts in it): SSE float instructions are IR float ops, which round to
-nearest-even with no DAZ/FTZ and track no exception flags; that is exactly the hardware while
-MXCSR holds its reset value 0x1F80, and it is what the LLVM trace tier can optimize. glibc's and
-musl's start-up, printf and the libm paths taken in the default rounding mode never write MXCSR
-(libm only reads it; its ldmxcsr runs only under another rounding mode).
+The quick tier runs each SSE float instruction through its host stub (hostsse.py) with the
+guest's mxcsr as an argument, so there mxcsr in the CPU state is always exact. Native code runs
+the same instructions inline under the host's MXCSR, which the dispatcher loads with the
+guest's control bits (rounding, DAZ, FTZ and the exception masks) when native code is entered;
+the flags they raise collect in the host's MXCSR, and the dispatcher ORs them into the guest's
+when native code returns to Python (hqemu/native/dispatch.py; the frontend names the register
+in host_fp_env). An exception the guest unmasked traps on the host, and the dispatcher turns
+the host's SIGFPE into the guest's at that instruction.
 
-Precise mode: each SSE float instruction is a call of its host-instruction helper
-(hostsse.py) with the guest's MXCSR, which rounds as RC says, honours DAZ/FTZ, ORs the
-exception flags it raised into mxcsr and makes an unmasked exception a SIGFPE at its pc.
+Two helpers keep native code exact where the guest itself reads or writes MXCSR; each is a few
+bytes of host code called directly from native code, and does nothing in the quick tier, where
+nothing is pending:
 
-The switch: the first MXCSR write (ldmxcsr, or fxrstor through check_mxcsr) calls
-x86_fp_precise, which replaces env.fe by the precise variant of the frontend and flushes every
-translation (env.invalidate_code; the native tier with it); ldmxcsr also ends its block, so the
-next instruction is translated in precise mode. The mode then stays precise for the rest of the
-run (execve starts over in default mode). The rule a program sees: exception flags raised
-before its first MXCSR write are not recorded. feclearexcept, fesetround, fesetenv and
-feholdexcept all write MXCSR, so a program that tests flags after clearing them, or after
-changing the rounding mode, sees exactly the hardware's flags.
+    x86_fenv_fold   before stmxcsr, fxsave: OR the host's flags into mxcsr, clear them
+    x86_fenv_load   after ldmxcsr, fxrstor: load the host's MXCSR from mxcsr (flags cleared:
+                    the guest's write replaced the pending ones)
 
-    >>> precise(ctx)                # which form a lifter emits
-    >>> getattr(env.fe, "fp_precise", False)       # True once the guest has written MXCSR
+Both assume what every x86-64 run has: a dispatcher that installed the guest's MXCSR (its
+record's fenv word set from host_fp_env). A unit run without one would fold Python's flags.
+
+    >>> fold_flags(ctx)     # emitted by the lifters of stmxcsr and fxsave
+    >>> load_mxcsr(ctx)     # emitted by the lifters of ldmxcsr and fxrstor
 """
 
 from __future__ import annotations
 
-import functools
+from hqemu.ir import NATIVE, Helper, register
 
-from hqemu.ir import Helper, register
-
+from . import hostsse
 from .operands import Ctx
 
-SWITCH_HELPER = "x86_fp_precise"
-TRANSLATION_KEY = "sse-precise"  # fe.translation_key in precise mode: a code-cache key part
+FOLD_HELPER = "x86_fenv_fold"
+LOAD_HELPER = "x86_fenv_load"
 
 
-def precise(ctx: Ctx) -> bool:
-    return ctx.fp_precise
+def fold_flags(ctx: Ctx) -> None:
+    ctx.b.call(FOLD_HELPER)
 
 
-def switch_to_precise(ctx: Ctx) -> None:
-    """Emit the mode switch for an MXCSR write (nothing once translating in precise mode)."""
-    if not ctx.fp_precise:
-        ctx.b.call(SWITCH_HELPER)
+def load_mxcsr(ctx: Ctx) -> None:
+    ctx.b.call(LOAD_HELPER)
 
 
-@functools.cache
-def precise_frontend(fe):
-    """The frontend object that lifts in precise mode: fe with fp_precise set."""
-    from .lift import lift_insn
-
-    class PreciseFrontend(type(fe)):
-        fp_precise = True
-        translation_key = TRANSLATION_KEY
-
-        @staticmethod
-        def lift_insn(b, code: bytes, pc: int) -> int:
-            return lift_insn(b, code, pc, fp_precise=True)
-
-    PreciseFrontend.__name__ = PreciseFrontend.__qualname__ = type(fe).__name__ + "Precise"
-    return PreciseFrontend()
+def _nothing(env) -> None:
+    """The quick tier's and the interpreter's side: the host's flags hold nothing of the guest."""
 
 
-def enter_precise(env) -> None:
-    """x86_fp_precise: translate in precise mode from now on and drop what was translated."""
-    fe = getattr(env, "fe", None)
-    if fe is None or getattr(fe, "fp_precise", False):
-        return
-    env.fe = precise_frontend(fe)
-    log = getattr(env, "log", None)
-    if log is not None and log.on("unimp"):
-        log.write("hqemu: the guest wrote MXCSR: SSE float instructions now run under its MXCSR")
-    invalidate = getattr(env, "invalidate_code", None)
-    if invalidate is not None:
-        invalidate(0, 1 << 64)
+for _name, _doc in ((FOLD_HELPER, "native code: OR the flags the host's MXCSR collected into mxcsr"),
+                    (LOAD_HELPER, "native code: load the host's MXCSR from the guest's mxcsr")):
+    # reads_state/writes_state: mxcsr is in memory when it runs, and reloaded after
+    register(Helper(_name, (), (), reads_state=True, writes_state=True, doc=_doc), _nothing)
+    NATIVE[_name] = (lambda n: lambda: hostsse.code().addr[n])(_name)
 
-
-# reads_state: the state in memory is exact when it runs (it ends the translations in use)
-register(Helper(SWITCH_HELPER, (), (), reads_state=True,
-                doc="the guest writes MXCSR: translate SSE float ops in precise mode from now on"),
-         enter_precise)
-
-__all__ = ["precise", "switch_to_precise", "precise_frontend", "enter_precise", "SWITCH_HELPER",
-           "TRANSLATION_KEY"]
+__all__ = ["FOLD_HELPER", "LOAD_HELPER", "fold_flags", "load_mxcsr"]

@@ -25,7 +25,6 @@ class Ctx:
     pc: int  # address of this instruction
     next_pc: int  # address of the next one
     mnemonic: str = ""  # the mnemonic the lifter was found by, without lock/rep/bnd/notrack
-    fp_precise: bool = False  # SSE float ops honour MXCSR and set its flags (mxcsr.py)
     # Per-block cache of capstone register id -> name (capstone's reg_name is slow)
 
 

@@ -23,6 +23,7 @@ from hqemu.ir import I16, I32, I64, Value
 from . import x87_helpers as H
 from . import x87_transcendental as T
 from .fp import check_mxcsr
+from .mxcsr import fold_flags, load_mxcsr
 from .operands import Ctx, ea, write_reg
 from .registry import lifter
 from .sse import check_aligned
@@ -285,12 +286,12 @@ def lift_fxsave(ctx: Ctx) -> None:
     addr = _mem(ctx)
     check_aligned(ctx, addr)
     if ctx.insn.mnemonic.startswith("fxsave"):
+        fold_flags(ctx)  # the image holds MXCSR with every flag raised so far
         call(ctx, "x87_fxsave", addr)
     else:
         check_mxcsr(ctx, ctx.b.ld(ctx.b.add(addr, k(ctx, 24)), I32))
         call(ctx, "x87_fxrstor", addr)
-        if not ctx.fp_precise:  # an MXCSR write: what follows must be translated in precise mode
-            ctx.b.exit("jump", ctx.next_pc)
+        load_mxcsr(ctx)  # native code goes on under the MXCSR of the image
 
 
 @lifter("wait")
