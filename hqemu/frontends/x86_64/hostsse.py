@@ -18,11 +18,12 @@ as the hardware defines them") come out exactly as this CPU gives them.
     >>> IMPLS["x86_sse_addsd"](env, a, b, 0x1F80 | 0x6000)     # round toward zero
     (r, 0x7FA0)                                                 # PE set
 
-The stubs have exactly the ABI workers/lower.py gives helper calls (state, membase, exitinfo,
-out, then the arguments as i64 halves), so LLVM-compiled traces call them directly through
-hqemu.ir.helpers.NATIVE; the quick tier and the interpreter call the same stubs through ctypes,
-by a no-argument entry per stub that takes the arguments from a buffer (py_entry: about 2 us
-a call in Python, a few ns from native code).
+The quick tier and the interpreter call the stubs through ctypes, by a no-argument entry per
+stub that takes the arguments from a buffer (py_entry: about 2 us a call). Native code does not
+call them: each helper also declares its instruction as inline asm (HostOp.inline, an
+hqemu.ir.HostInsn), which LLVM-compiled code runs in place under the guest's MXCSR that the
+dispatcher installs (mxcsr.py). The stubs keep the units' helper ABI (state, membase, exitinfo,
+out, then the arguments as i64 halves) all the same, for units whose text names no inline form.
 An unmasked underflow traps on tiny results even when they are exact: a guest with UE unmasked
 runs the instruction with FTZ on, which raises UE for every tiny result (the guest dies of it,
 so the flushed result is never seen).
