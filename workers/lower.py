@@ -68,6 +68,7 @@ from hqemu.ir import (
     Unit,
     Value,
 )
+from hqemu.ir.helpers import host_insn_of
 
 from .abi import (
     ABORT,
@@ -178,7 +179,7 @@ class _Fn:
                 if op.name == "insn":
                     marker = op
                 elif marker is not None and (op.name in ("ld", "st") or op.name == "call" and (
-                        _host_insn(unit, op.consts[0]) is not None)):
+                        host_insn_of(op.consts[0], unit.host_insns) is not None)):
                     self.mem_insns.add(id(marker))
         self.info_slots: set[str] = set()  # exit info slots the function addresses (%x.<slot>)
         self.chain = True  # jump exits tail-call the unit installed at their target (chain_to)
@@ -694,12 +695,6 @@ def _asm_string(text: str) -> str:
 _ASM_CLOBBERS = "~{dirflag},~{fpsr},~{flags}"
 
 
-def _host_insn(unit: Unit, name: str) -> HostInsn | None:
-    """The inline form of helper name: registered in this process, or named by the unit's text."""
-    sig = HELPERS.get(name)
-    return sig.host_insn if sig is not None else unit.host_insns.get(name)
-
-
 def lower_host_insn(fn: _Fn, op: Op, h: HostInsn) -> None:
     """A host-instruction helper inline (hqemu.ir.HostInsn): `sideeffect`, so LLVM neither
     drops nor merges nor moves it (the flags it raises are an effect), and its env output is
@@ -741,7 +736,7 @@ def lower_host_insn(fn: _Fn, op: Op, h: HostInsn) -> None:
 def lower_call(fn: _Fn, op: Op) -> None:
     name = op.consts[0]
     sig = HELPERS.get(name)
-    h = _host_insn(fn.unit, name)
+    h = host_insn_of(name, fn.unit.host_insns)
     if h is not None:
         lower_host_insn(fn, op, h)
         return

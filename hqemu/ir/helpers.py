@@ -66,6 +66,13 @@ IMPLS: dict[str, Callable] = {}
 NATIVE: dict[str, Callable[[], int]] = {}
 
 
+def host_insn_of(name: str, named: dict[str, HostInsn]) -> HostInsn | None:
+    """The inline form of helper name: the registered helper's, else the one a unit's text
+    named (`named`: Unit.host_insns; a worker registers no frontend's helpers)."""
+    sig = HELPERS.get(name)
+    return sig.host_insn if sig is not None else named.get(name)
+
+
 def register(sig: Helper, impl: Callable) -> None:
     if sig.name in HELPERS and HELPERS[sig.name] != sig:
         raise ValueError(f"helper {sig.name} registered twice with different signatures")

@@ -41,7 +41,7 @@ import struct
 
 from .core import TYPES, Block, Const, Global, Op, StateLayout, Temp, Ty, Unit, Value
 from .errors import IRError
-from .helpers import HELPERS, HostInsn
+from .helpers import HostInsn, host_insn_of
 from .ops import OPS
 
 _PACK_D, _UNPACK_D = struct.Struct("<d").pack, struct.Struct("<d").unpack
@@ -102,8 +102,7 @@ def host_insns(unit: Unit) -> dict[str, HostInsn]:
     for op in unit.ops():
         if op.name == "call":
             name = op.consts[0]
-            sig = HELPERS.get(name)
-            h = sig.host_insn if sig is not None else unit.host_insns.get(name)
+            h = host_insn_of(name, unit.host_insns)
             if h is not None:
                 out[name] = h
     return out
